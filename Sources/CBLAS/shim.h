@@ -1,0 +1,4 @@
+#ifndef AERIALSEG_CBLAS_SHIM_H
+#define AERIALSEG_CBLAS_SHIM_H
+#include <cblas.h>
+#endif

@@ -1,0 +1,2 @@
+/// Placeholder: the window grid arrives with the `run` pipeline (issue 4).
+public enum Tiling {}

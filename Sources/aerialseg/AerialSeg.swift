@@ -1,0 +1,7 @@
+import ArgumentParser
+import Pipeline
+
+@main
+struct AerialSeg: ParsableCommand {
+    func run() throws {}
+}

@@ -1,0 +1,212 @@
+import CGDAL
+import Foundation
+
+/// How a written GeoTIFF is compressed. DEFLATE is the most widely readable; ZSTD is faster.
+public enum Compression: String, Sendable, Codable, CaseIterable {
+    case deflate = "DEFLATE", zstd = "ZSTD", lzw = "LZW", none = "NONE"
+}
+
+/// Overview resampling for the finished COG: `mode`/`nearest` for labels, `average` for continuous bands.
+public enum OverviewResampling: String, Sendable, Codable, CaseIterable {
+    case nearest = "NEAREST", mode = "MODE", average = "AVERAGE"
+}
+
+/// What a new raster looks like.
+public struct RasterSpec: Sendable {
+    public var width: Int
+    public var height: Int
+    public var bandCount: Int = 1
+    public var dataType: RasterDataType = .byte
+    /// Geotransform and CRS, usually copied from the input raster.
+    public var geoTransform: GeoTransform?
+    public var crsWKT: String?
+    public var noDataValue: Double?
+    /// Colour table for band 1 (label rasters), index = class id.
+    public var colorTable: [RGBA]?
+    /// Class names for band 1 (GDAL category names, shown by QGIS/ArcGIS), index = class id.
+    public var categoryNames: [String]?
+    /// One description per band (optional).
+    public var bandDescriptions: [String] = []
+    public var compression: Compression = .deflate
+    /// Internal tile size (default 512).
+    public var blockSize: Int = 512
+
+    public init(width: Int, height: Int, bandCount: Int = 1, dataType: RasterDataType = .byte) {
+        self.width = width
+        self.height = height
+        self.bandCount = bandCount
+        self.dataType = dataType
+    }
+}
+
+/// A GeoTIFF written incrementally by windows: tiled, compressed with a predictor, BIGTIFF=IF_SAFER.
+///
+/// Owns a `GDALDatasetH`. Call `close()` to flush and learn whether writing succeeded; `deinit`
+/// closes silently. Bands are 1-based. The corresponding C function is `GDALCreate`.
+public final class RasterWriter {
+    private var handle: GDALDatasetH?
+    public let path: String
+    public let spec: RasterSpec
+
+    public init(path: String, spec: RasterSpec) throws {
+        GDAL.initialize()
+        self.path = path
+        self.spec = spec
+        guard spec.width > 0, spec.height > 0, spec.bandCount > 0 else {
+            throw GeoIOError(.invalidArgument, path: path, message: "cannot create a \(spec.width)×\(spec.height) raster",
+                             hint: "size and band count must be positive")
+        }
+        guard let driver = GDALGetDriverByName("GTiff") else {
+            throw GeoIOError(.unsupportedFormat, path: path, message: "GDAL has no GTiff driver", hint: "reinstall GDAL")
+        }
+        let isFloat = spec.dataType == .float32 || spec.dataType == .float64
+        var options: [(String, String)] = [
+            ("TILED", "YES"), ("BLOCKXSIZE", "\(spec.blockSize)"), ("BLOCKYSIZE", "\(spec.blockSize)"),
+            ("COMPRESS", spec.compression.rawValue), ("BIGTIFF", "IF_SAFER"),
+        ]
+        if spec.compression != .none { options.append(("PREDICTOR", isFloat ? "3" : "2")) }
+        if spec.bandCount > 1 { options.append(("INTERLEAVE", "PIXEL")) }
+        let created: GDALDatasetH? = withCStringList(options) { list in
+            withQuietGDAL {
+                GDALCreate(driver, path, Int32(spec.width), Int32(spec.height), Int32(spec.bandCount),
+                           spec.dataType.gdal, list)
+            }
+        }
+        guard let created else {
+            throw gdalError(.writeFailed, path: path, fallback: "cannot create the GeoTIFF",
+                            hint: "check that the folder exists, is writable and has free space")
+        }
+        handle = created
+        try configure(created)
+    }
+
+    deinit { if let handle { withQuietGDAL { GDALClose(handle) } } }
+
+    private func configure(_ ds: GDALDatasetH) throws {
+        try withQuietGDAL {
+            if let gt = spec.geoTransform {
+                var c = gt.coefficients
+                guard GDALSetGeoTransform(ds, &c) == CE_None else { throw failure("cannot set the geotransform") }
+            }
+            if let wkt = spec.crsWKT, !wkt.isEmpty {
+                guard GDALSetProjection(ds, wkt) == CE_None else { throw failure("cannot set the CRS") }
+            }
+            for b in 1...spec.bandCount {
+                let band = GDALGetRasterBand(ds, Int32(b))
+                if let nd = spec.noDataValue {
+                    guard GDALSetRasterNoDataValue(band, nd) == CE_None else { throw failure("cannot set nodata") }
+                }
+                if b <= spec.bandDescriptions.count { GDALSetDescription(band, spec.bandDescriptions[b - 1]) }
+            }
+            let band1 = GDALGetRasterBand(ds, 1)
+            if let colors = spec.colorTable, !colors.isEmpty {
+                let table = GDALCreateColorTable(GPI_RGB)
+                defer { GDALDestroyColorTable(table) }
+                for (i, c) in colors.enumerated() {
+                    var entry = GDALColorEntry(c1: Int16(c.r), c2: Int16(c.g), c3: Int16(c.b), c4: Int16(c.a))
+                    GDALSetColorEntry(table, Int32(i), &entry)
+                }
+                guard GDALSetRasterColorTable(band1, table) == CE_None else { throw failure("cannot set the colour table") }
+                GDALSetRasterColorInterpretation(band1, GCI_PaletteIndex)
+            }
+            if let names = spec.categoryNames, !names.isEmpty {
+                let err = withCStringArray(names) { GDALSetRasterCategoryNames(band1, $0) }
+                guard err == CE_None else { throw failure("cannot set the class names") }
+            }
+        }
+    }
+
+    private func failure(_ what: String) -> GeoIOError {
+        gdalError(.writeFailed, path: path, fallback: what, hint: "GDAL refused the raster's metadata")
+    }
+
+    /// Writes `window` of all bands from `values` (band-sequential Float32: bands × height × width),
+    /// converted to the raster's type by GDAL (rounded and clamped for integer types).
+    public func write(_ window: PixelWindow, values: UnsafeBufferPointer<Float>) throws {
+        try write(window, pointer: UnsafeMutableRawPointer(mutating: values.baseAddress!), count: values.count,
+                  type: GDT_Float32, size: 4)
+    }
+
+    /// Writes `window` of all bands from bytes (band-sequential: bands × height × width).
+    public func write(_ window: PixelWindow, bytes: UnsafeBufferPointer<UInt8>) throws {
+        try write(window, pointer: UnsafeMutableRawPointer(mutating: bytes.baseAddress!), count: bytes.count,
+                  type: GDT_Byte, size: 1)
+    }
+
+    private func write(_ window: PixelWindow, pointer: UnsafeMutableRawPointer, count: Int, type: GDALDataType,
+                       size: Int) throws {
+        guard let handle else {
+            throw GeoIOError(.writeFailed, path: path, message: "write after close", hint: "")
+        }
+        guard window.x >= 0, window.y >= 0, window.x + window.width <= spec.width,
+              window.y + window.height <= spec.height else {
+            throw GeoIOError(.invalidArgument, path: path, message: "\(window) is outside the \(spec.width)×\(spec.height) raster",
+                             hint: "")
+        }
+        precondition(count >= window.pixelCount * spec.bandCount, "buffer too small for \(window)")
+        let err = withQuietGDAL {
+            GDALDatasetRasterIOEx(handle, GF_Write, Int32(window.x), Int32(window.y), Int32(window.width),
+                                  Int32(window.height), pointer, Int32(window.width), Int32(window.height), type,
+                                  Int32(spec.bandCount), nil, Int64(size), Int64(size * window.width),
+                                  Int64(size * window.pixelCount), nil)
+        }
+        guard err == CE_None else {
+            throw gdalError(.writeFailed, path: path, fallback: "cannot write \(window)", hint: "is the disk full?")
+        }
+    }
+
+    /// Flushes and closes the file; throws if GDAL reported an error doing so (e.g. disk full).
+    public func close() throws {
+        guard let h = handle else { return }
+        handle = nil
+        let message: String? = withQuietGDAL {
+            GDALClose(h)
+            return takeLastGDALError()
+        }
+        if let message {
+            throw GeoIOError(.writeFailed, path: path, message: message, hint: "is the disk full?")
+        }
+    }
+}
+
+/// Converts a finished GeoTIFF into a Cloud-Optimized GeoTIFF with internal overviews, through GDAL's
+/// COG driver (so `gdalinfo` reports `LAYOUT=COG`). Colour table and class names carry over
+/// (class names in a `.aux.xml` sidecar, which QGIS and ArcGIS read).
+/// The corresponding C function is `GDALCreateCopy`.
+public func writeCloudOptimizedGeoTIFF(
+    from source: String, to destination: String, resampling: OverviewResampling,
+    compression: Compression = .deflate, blockSize: Int = 512
+) throws {
+    let src = try Dataset(path: source)
+    guard let driver = GDALGetDriverByName("COG") else {
+        throw GeoIOError(.unsupportedFormat, path: destination, message: "GDAL has no COG driver",
+                         hint: "GDAL 3.1 or newer is needed")
+    }
+    let options: [(String, String)] = [
+        ("COMPRESS", compression.rawValue), ("PREDICTOR", "YES"), ("BLOCKSIZE", "\(blockSize)"),
+        ("OVERVIEW_RESAMPLING", resampling.rawValue), ("BIGTIFF", "IF_SAFER"),
+        ("NUM_THREADS", "ALL_CPUS"),
+    ]
+    let message: String? = withCStringList(options) { list in
+        withQuietGDAL {
+            guard let out = GDALCreateCopy(driver, destination, src.handle, 0, list, nil, nil) else {
+                return takeLastGDALError() ?? "the COG driver failed"
+            }
+            GDALClose(out)
+            return takeLastGDALError()
+        }
+    }
+    if let message {
+        throw GeoIOError(.writeFailed, path: destination, message: message, hint: "check free disk space")
+    }
+}
+
+/// Deletes a raster and its sidecars (`.aux.xml`, `.ovr`, ...). The C function is `GDALDeleteDataset`.
+public func deleteRaster(_ path: String) throws {
+    GDAL.initialize()
+    let message: String? = withQuietGDAL {
+        guard let driver = GDALIdentifyDriver(path, nil) else { return "not a raster GDAL recognises" }
+        return GDALDeleteDataset(driver, path) == CE_None ? nil : takeLastGDALError() ?? "cannot delete"
+    }
+    if let message { throw GeoIOError(.writeFailed, path: path, message: message, hint: "check permissions") }
+}

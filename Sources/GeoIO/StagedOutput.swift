@@ -1,0 +1,82 @@
+import Foundation
+
+/// Files written under a hidden staging folder inside their destination folder and moved into place
+/// only when complete, so nothing half-written is ever visible under a final name.
+///
+/// The staging folder lives in the destination folder (same file system, so `rename(2)` is atomic).
+/// `commit()` moves sidecars first (`.aux.xml`, `.dbf`, ...) and the primary files last, so a primary
+/// file's appearance means its sidecars are already there. Dropping an uncommitted output removes
+/// the staging folder and everything in it.
+public final class StagedOutput {
+    /// Where the finished files go.
+    public let directory: URL
+    /// The hidden folder holding files in progress.
+    public let staging: URL
+    private var finished = false
+
+    /// Creates the staging folder in `directory` (creating `directory` too if needed).
+    public init(directory: String) throws {
+        self.directory = URL(fileURLWithPath: directory)
+        let fm = FileManager.default
+        var isDir: ObjCBool = false
+        if fm.fileExists(atPath: directory, isDirectory: &isDir) {
+            guard isDir.boolValue else {
+                throw GeoIOError(.notWritable, path: directory, message: "not a folder", hint: "give an output folder")
+            }
+        } else {
+            do {
+                try fm.createDirectory(at: self.directory, withIntermediateDirectories: true)
+            } catch {
+                throw GeoIOError(.notWritable, path: directory, message: "cannot create the output folder",
+                                 hint: "check that its parent exists and is writable")
+            }
+        }
+        guard fm.isWritableFile(atPath: directory) else {
+            throw GeoIOError(.notWritable, path: directory, message: "the output folder is not writable",
+                             hint: "choose another folder or fix its permissions")
+        }
+        staging = self.directory.appendingPathComponent(".aerialseg-staging-\(UUID().uuidString.prefix(12))")
+        do {
+            try fm.createDirectory(at: staging, withIntermediateDirectories: false)
+        } catch {
+            throw GeoIOError(.notWritable, path: directory, message: "cannot create files in the output folder",
+                             hint: "check free space and permissions")
+        }
+    }
+
+    deinit {
+        if !finished { try? FileManager.default.removeItem(at: staging) }
+    }
+
+    /// Path of `name` inside the staging folder: write there.
+    public func stagingPath(_ name: String) -> String { staging.appendingPathComponent(name).path }
+
+    /// Path `name` will have once committed.
+    public func finalPath(_ name: String) -> String { directory.appendingPathComponent(name).path }
+
+    /// Moves every staged file into the destination folder (replacing older files of the same
+    /// name), files named in `primaries` last, then removes the staging folder.
+    public func commit(primaries: [String]) throws {
+        let fm = FileManager.default
+        let names = (try? fm.contentsOfDirectory(atPath: staging.path)) ?? []
+        let ordered = names.filter { !primaries.contains($0) }.sorted() + primaries.filter(names.contains)
+        for name in ordered {
+            let from = staging.appendingPathComponent(name).path
+            let to = finalPath(name)
+            guard rename(from, to) == 0 else {
+                let reason = String(cString: strerror(errno))
+                discard()
+                throw GeoIOError(.writeFailed, path: to, message: "cannot move the finished file into place: \(reason)",
+                                 hint: "check permissions of the output folder")
+            }
+        }
+        finished = true
+        try? fm.removeItem(at: staging)
+    }
+
+    /// Removes the staging folder and everything written into it.
+    public func discard() {
+        finished = true
+        try? FileManager.default.removeItem(at: staging)
+    }
+}

@@ -1,0 +1,130 @@
+import CGDAL
+
+extension Dataset {
+    /// Reads `window` of `bands` into `buffer` as Float32, band-sequential:
+    /// buffer is (bands.count, window.height, window.width), converted from the native type.
+    ///
+    /// Windows may run past the raster edge: the outside part is filled with `fill` and marked
+    /// invalid. `validity`, if given, is (window.height, window.width), 1 = valid pixel, 0 = nodata /
+    /// transparent / masked / outside / NaN. Validity follows the file's own mask: an alpha band or
+    /// per-dataset mask when present; else nodata, where a pixel is invalid only when *every* band
+    /// read holds its nodata value (rasterio's `dataset_mask` rule, so a real black pixel in one
+    /// channel is not lost); else all inside pixels are valid. Bands are 1-based.
+    /// The corresponding C function is `GDALDatasetRasterIO`.
+    public func read(
+        _ window: PixelWindow, bands: [Int], into buffer: UnsafeMutableBufferPointer<Float>,
+        validity: UnsafeMutableBufferPointer<UInt8>? = nil, fill: Float = 0
+    ) throws {
+        let planeCount = window.width * window.height
+        guard window.width > 0, window.height > 0 else {
+            throw GeoIOError(.invalidArgument, path: path, message: "empty \(window)", hint: "width and height must be positive")
+        }
+        guard !bands.isEmpty, bands.allSatisfy({ $0 >= 1 && $0 <= bandCount }) else {
+            throw GeoIOError(.invalidArgument, path: path, message: "bands \(bands) not in 1...\(bandCount)",
+                             hint: "the raster has \(bandCount) band(s)")
+        }
+        precondition(buffer.count >= planeCount * bands.count, "buffer too small for \(window) × \(bands.count) bands")
+        if let validity { precondition(validity.count >= planeCount, "validity buffer too small") }
+
+        guard let inside = window.clipped(toWidth: width, height: height) else {
+            for i in 0..<(planeCount * bands.count) { buffer[i] = fill }
+            if let validity { for i in 0..<planeCount { validity[i] = 0 } }
+            return
+        }
+        let partial = inside != window
+        if partial {
+            for i in 0..<(planeCount * bands.count) { buffer[i] = fill }
+        }
+        let offset = (inside.y - window.y) * window.width + (inside.x - window.x)
+        var bandMap = bands.map { Int32($0) }
+        let err = withQuietGDAL {
+            GDALDatasetRasterIOEx(
+                handle, GF_Read, Int32(inside.x), Int32(inside.y), Int32(inside.width), Int32(inside.height),
+                buffer.baseAddress! + offset, Int32(inside.width), Int32(inside.height), GDT_Float32,
+                Int32(bands.count), &bandMap, 4, Int64(window.width * 4), Int64(planeCount * 4), nil)
+        }
+        guard err == CE_None else {
+            throw gdalError(.readFailed, path: path, fallback: "cannot read \(inside)",
+                            hint: "the file may be truncated or corrupt; `gdalinfo -checksum` shows it")
+        }
+        CPLErrorReset()
+        guard let validity else { return }
+        try computeValidity(window: window, inside: inside, bands: bands, buffer: buffer, validity: validity, fill: fill)
+    }
+
+    private func computeValidity(
+        window: PixelWindow, inside: PixelWindow, bands: [Int], buffer: UnsafeMutableBufferPointer<Float>,
+        validity: UnsafeMutableBufferPointer<UInt8>, fill: Float
+    ) throws {
+        let planeCount = window.width * window.height
+        for i in 0..<planeCount { validity[i] = 0 }
+        let first = band(bands[0])
+        let flags = first.maskFlags
+        let offset = (inside.y - window.y) * window.width + (inside.x - window.x)
+        if flags.contains(.perDataset) {
+            // Alpha band or internal/external mask: GDAL's mask band, read as bytes, nonzero = valid.
+            let mask = GDALGetMaskBand(first.handle)
+            let err = withQuietGDAL {
+                GDALRasterIOEx(mask, GF_Read, Int32(inside.x), Int32(inside.y), Int32(inside.width), Int32(inside.height),
+                             validity.baseAddress! + offset, Int32(inside.width), Int32(inside.height), GDT_Byte,
+                             1, Int64(window.width), nil)
+            }
+            guard err == CE_None else {
+                throw gdalError(.readFailed, path: path, fallback: "cannot read the mask of \(inside)",
+                                hint: "the file's mask or alpha band may be corrupt")
+            }
+            for row in 0..<inside.height {
+                let start = offset + row * window.width
+                for i in start..<(start + inside.width) { validity[i] = validity[i] != 0 ? 1 : 0 }
+            }
+        } else {
+            let noData: [Float?] = bands.map { band($0).noDataValue.map { Float($0) } }
+            let anyNoData = noData.contains { $0 != nil }
+            for row in 0..<inside.height {
+                let start = offset + row * window.width
+                for i in start..<(start + inside.width) {
+                    var valid = !anyNoData
+                    for (b, nd) in noData.enumerated() {
+                        let v = buffer[b * planeCount + i]
+                        if let nd {
+                            if !(v == nd || (v.isNaN && nd.isNaN)) { valid = true }
+                        } else {
+                            valid = true
+                        }
+                    }
+                    validity[i] = valid ? 1 : 0
+                }
+            }
+        }
+        // NaN never reaches a model: such pixels become `fill` and are invalid.
+        for b in 0..<bands.count {
+            for i in 0..<planeCount where buffer[b * planeCount + i].isNaN {
+                buffer[b * planeCount + i] = fill
+                validity[i] = 0
+            }
+        }
+    }
+
+    /// Reads `window` of one band as bytes (values clamped to 0...255 by GDAL), e.g. a label raster.
+    /// Outside the raster, pixels are `fill`.
+    public func readBytes(_ window: PixelWindow, band index: Int = 1, fill: UInt8 = 0) throws -> [UInt8] {
+        var out = [UInt8](repeating: fill, count: window.width * window.height)
+        guard index >= 1 && index <= bandCount else {
+            throw GeoIOError(.invalidArgument, path: path, message: "band \(index) not in 1...\(bandCount)", hint: "")
+        }
+        guard let inside = window.clipped(toWidth: width, height: height) else { return out }
+        let offset = (inside.y - window.y) * window.width + (inside.x - window.x)
+        let err = out.withUnsafeMutableBufferPointer { buf in
+            withQuietGDAL {
+                GDALRasterIOEx(band(index).handle, GF_Read, Int32(inside.x), Int32(inside.y),
+                             Int32(inside.width), Int32(inside.height), buf.baseAddress! + offset,
+                             Int32(inside.width), Int32(inside.height), GDT_Byte, 1, Int64(window.width), nil)
+            }
+        }
+        guard err == CE_None else {
+            throw gdalError(.readFailed, path: path, fallback: "cannot read \(inside)",
+                            hint: "the file may be truncated or corrupt")
+        }
+        return out
+    }
+}

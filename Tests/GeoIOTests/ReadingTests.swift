@@ -24,6 +24,19 @@ import TestSupport
         try checkAgainstGdalinfo(Fixtures.local("rasters/" + name).path)
     }
 
+    /// A VRT mosaic (what users build over many orthophoto tiles) reads like any other raster.
+    @Test func vrtMosaic() throws {
+        let dir = Fixtures.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let vrt = dir.appendingPathComponent("mosaic.vrt").path
+        var inputs = [Fixtures.local("rasters/rgb1.tif").path]
+        if let rgb2 = Fixtures.shared("data/rasterio/rgb2.tif") { inputs.append(rgb2.path) }
+        let r = try Tool.run("gdalbuildvrt", ["-q", vrt] + inputs)
+        try #require(r.status == 0, "\(r.stderr)")
+        try checkAgainstGdalinfo(vrt)
+        #expect(try Dataset(path: vrt).driverName == "VRT")
+    }
+
     func checkAgainstGdalinfo(_ path: String) throws {
         let oracle = try Tool.gdalinfoJSON(path)
         let ds = try Dataset(path: path)

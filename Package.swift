@@ -9,6 +9,7 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
     ],
     targets: [
         // C libraries, one system-library target each (module.modulemap + shim.h).
@@ -19,7 +20,7 @@ let package = Package(
         .target(name: "GeoIO", dependencies: ["CGDAL"]),
         .target(name: "SegCore", dependencies: ["CBLAS", "CDNNL"]),
         .target(name: "Tiling"),
-        .target(name: "Pipeline", dependencies: ["GeoIO", "Tiling", "SegCore"]),
+        .target(name: "Pipeline", dependencies: ["GeoIO", "Tiling", "SegCore", "Yams"]),
         .executableTarget(
             name: "aerialseg",
             dependencies: [
@@ -31,6 +32,7 @@ let package = Package(
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "GeoIOTests", dependencies: ["GeoIO", "TestSupport"]),
         .testTarget(name: "SegCoreTests", dependencies: ["SegCore", "TestSupport"]),
+        .testTarget(name: "TilingTests", dependencies: ["Tiling"]),
         .testTarget(name: "CLITests", dependencies: ["aerialseg", "TestSupport"]),
     ],
     swiftLanguageModes: [.v6]

@@ -7,7 +7,7 @@ struct AerialSeg: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "aerialseg",
         abstract: "Segment huge aerial orthophotos into georeferenced land-cover maps.",
-        subcommands: [Info.self]
+        subcommands: [Info.self, Inspect.self, Bench.self]
     )
 }
 

@@ -1,0 +1,124 @@
+import Foundation
+import SegCore
+
+/// `aerialseg bench`: time one model on square tiles.
+public struct BenchmarkOptions: Sendable {
+    /// A pipeline file describing the model.
+    public var pipeline: String
+    /// Real weights; random weights of the right shapes when nil.
+    public var checkpoint: String?
+    /// Tile sizes (square). Default [512].
+    public var sizes: [Int] = [512]
+    /// Timed runs per size, after one warm-up run. Default 5.
+    public var runs: Int = 5
+    /// "onednn" (default) or "reference".
+    public var backend: String = "onednn"
+    /// Threads for the fast backend. Default 2.
+    public var threads: Int = 2
+
+    public init(pipeline: String) { self.pipeline = pipeline }
+}
+
+/// One size's timing.
+public struct BenchmarkResult: Codable, Sendable {
+    public var model: String
+    public var backend: String
+    public var weights: String
+    public var size: Int
+    public var runs: Int
+    /// Median and fastest run, milliseconds per tile (whole-tile inference incl. the final resize).
+    public var medianMs: Double
+    public var minMs: Double
+    public var tilesPerSecond: Double
+    /// Convolution work per tile (2 FLOP per multiply-accumulate) and the rate achieved at the median.
+    public var convGFLOP: Double
+    public var gflopsPerSecond: Double
+    /// Peak resident memory of the process so far.
+    public var peakRSSMiB: Double
+}
+
+public enum Benchmark {
+    public static func run(_ options: BenchmarkOptions) throws -> [BenchmarkResult] {
+        let config = try PipelineConfig.load(path: options.pipeline)
+        let weights: [String: Tensor]
+        let weightsLabel: String
+        if let path = options.checkpoint {
+            weights = try Checkpoint.load(path: path).floatTensors()
+            weightsLabel = (path as NSString).lastPathComponent
+        } else {
+            weights = try SegmentationModel.randomWeights(config: config.model, seed: 0)
+            weightsLabel = "random"
+        }
+        let name = config.name ?? "model"
+        switch options.backend {
+        case "reference":
+            return try measure(ConvCounter(base: ReferenceBackend()), config, weights, weightsLabel, name, options)
+        case "onednn":
+            let fast = try FastBackend(threads: options.threads)
+            return try measure(ConvCounter(base: fast), config, weights, weightsLabel, name, options)
+        default:
+            throw PipelineError(path: options.backend, reason: "unknown backend", hint: "use onednn or reference")
+        }
+    }
+
+    private static func measure<B: Backend>(
+        _ backend: ConvCounter<B>, _ config: PipelineConfig, _ weights: [String: Tensor], _ weightsLabel: String,
+        _ name: String, _ options: BenchmarkOptions
+    ) throws -> [BenchmarkResult] {
+        let model = try SegmentationModel(config: config.model, weights: weights, backend: backend)
+        var results: [BenchmarkResult] = []
+        for size in options.sizes {
+            var generator = SplitMix64(seed: UInt64(size))
+            let input = Tensor(shape: [1, 3, size, size],
+                               data: (0..<(3 * size * size)).map { _ in Float(generator.nextUnit() * 4 - 2) })
+            backend.counter.reset()
+            _ = try model.logits(input)  // warm-up: primitives, caches, first-touch memory
+            let macs = backend.counter.value
+            var times: [Double] = []
+            for _ in 0..<max(options.runs, 1) {
+                let start = ContinuousClock.now
+                _ = try model.logits(input)
+                let elapsed = ContinuousClock.now - start
+                times.append(Double(elapsed.components.seconds) * 1e3 + Double(elapsed.components.attoseconds) * 1e-15)
+            }
+            times.sort()
+            let median = times.count % 2 == 1 ? times[times.count / 2]
+                : (times[times.count / 2 - 1] + times[times.count / 2]) / 2
+            let gflop = 2 * Double(macs) / 1e9
+            results.append(BenchmarkResult(
+                model: name, backend: backend.name, weights: weightsLabel, size: size, runs: times.count,
+                medianMs: median, minMs: times[0], tilesPerSecond: 1000 / median, convGFLOP: gflop,
+                gflopsPerSecond: gflop / (median / 1000), peakRSSMiB: peakResidentMiB()))
+        }
+        return results
+    }
+
+    /// One line per result.
+    public static func describe(_ r: BenchmarkResult) -> String {
+        String(format: "%@ %d×%d [%@, %@ weights]: %.1f ms/tile (median of %d, min %.1f), %.2f tiles/s, "
+               + "%.1f GFLOP conv → %.0f GFLOP/s, peak RSS %.0f MiB",
+               r.model, r.size, r.size, r.backend, r.weights, r.medianMs, r.runs, r.minMs, r.tilesPerSecond,
+               r.convGFLOP, r.gflopsPerSecond, r.peakRSSMiB)
+    }
+}
+
+/// Peak resident set size (`getrusage`, KiB on Linux) in MiB.
+func peakResidentMiB() -> Double {
+    var usage = rusage()
+    getrusage(RUSAGE_SELF.rawValue, &usage)
+    return Double(usage.ru_maxrss) / 1024
+}
+
+/// A small, fast, reproducible generator for benchmark inputs.
+struct SplitMix64 {
+    var state: UInt64
+    init(seed: UInt64) { state = seed &+ 0x9E37_79B9_7F4A_7C15 }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+    mutating func nextUnit() -> Double { Double(next() >> 11) / Double(1 << 53) }
+}

@@ -1,0 +1,128 @@
+import Foundation
+import SegCore
+import Yams
+
+/// A pipeline file (`Pipelines/*.yaml`): the model (mmseg field names), its classes and palette,
+/// how raster bands become the network input, and how the image is tiled.
+///
+/// Every field but `model` has a default, documented on it. Keys are snake_case, as in mmseg configs.
+public struct PipelineConfig: Codable, Sendable {
+    /// A name for reports; defaults to the file stem.
+    public var name: String?
+    /// The mmseg config this pipeline transcribes (documentation only).
+    public var mmsegConfig: String?
+    /// The network, with mmsegmentation's own field names (`backbone`, `neck`, `decode_head`, ...).
+    public var model: ModelConfig
+    /// Class names in label order; the checkpoint's meta wins when it has some.
+    public var classes: [String]?
+    /// One `[r, g, b]` per class; the checkpoint's meta wins when it has one.
+    public var palette: [[Int]]?
+    /// How raster bands become the network input. Default: bands 1,2,3 as RGB, mmseg ImageNet mean/std.
+    public var input: InputConfig?
+    /// Sliding-window settings. Default: 512 crops, stride 341 (⅔ of the crop), mean blending.
+    public var tiling: TilingConfig?
+
+    enum CodingKeys: String, CodingKey {
+        case name, model, classes, palette, input, tiling
+        case mmsegConfig = "mmseg_config"
+    }
+
+    /// Raster bands → network input.
+    public struct InputConfig: Codable, Sendable {
+        /// 1-based raster bands read, in the order the model expects them. Default [1, 2, 3].
+        public var bands: [Int]?
+        /// Per-channel mean and std on 0...255 values (after band selection). Default: the model's
+        /// `data_preprocessor`, else mmseg's ImageNet values.
+        public var mean: [Double]?
+        public var std: [Double]?
+    }
+
+    /// Sliding windows.
+    public struct TilingConfig: Codable, Sendable {
+        /// Crop size in pixels (square). Default 512.
+        public var crop: Int?
+        /// Step between windows. Default ⅔ of the crop, rounded down.
+        public var stride: Int?
+        /// `mean` (mmseg's plain average) or `hann`. Default `mean`.
+        public var blend: String?
+    }
+
+    /// Loads and validates a pipeline file.
+    public static func load(path: String) throws -> PipelineConfig {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw PipelineError(path: path, reason: "cannot read the pipeline file", hint: "check the path")
+        }
+        var config: PipelineConfig
+        do {
+            config = try YAMLDecoder().decode(PipelineConfig.self, from: data)
+        } catch let error as DecodingError {
+            throw PipelineError(path: path, reason: "invalid pipeline: \(describe(error))",
+                                hint: "see the pipeline schema in README.md")
+        } catch {
+            throw PipelineError(path: path, reason: "malformed YAML: \(oneLine(error))", hint: "check indentation and quoting")
+        }
+        if config.name == nil { config.name = ((path as NSString).lastPathComponent as NSString).deletingPathExtension }
+        try config.validate(path: path)
+        return config
+    }
+
+    /// Rejects inconsistent settings before any work starts.
+    public func validate(path: String) throws {
+        func fail(_ reason: String, _ hint: String) -> PipelineError { PipelineError(path: path, reason: reason, hint: hint) }
+        if let classes, let palette, classes.count != palette.count {
+            throw fail("\(classes.count) classes but \(palette.count) palette colours", "give one [r, g, b] per class")
+        }
+        if let palette, palette.contains(where: { $0.count != 3 || $0.contains { !(0...255).contains($0) } }) {
+            throw fail("palette entries must be [r, g, b] with values 0...255", "e.g. [0, 128, 0]")
+        }
+        let bands = input?.bands ?? [1, 2, 3]
+        if bands.isEmpty || bands.contains(where: { $0 < 1 }) {
+            throw fail("input bands \(bands) must be 1-based band numbers", "e.g. bands: [1, 2, 3]")
+        }
+        for (name, values) in [("mean", input?.mean), ("std", input?.std)] {
+            if let values, values.count != bands.count {
+                throw fail("input \(name) has \(values.count) values for \(bands.count) bands", "one value per band")
+            }
+        }
+        if let std = input?.std, std.contains(where: { $0 <= 0 }) { throw fail("input std must be positive", "") }
+        let crop = tiling?.crop ?? 512
+        if crop < 32 { throw fail("crop \(crop) is smaller than 32 pixels", "use 512 or 896") }
+        if let stride = tiling?.stride, stride <= 0 || stride > crop {
+            throw fail("stride \(stride) must be in 1...\(crop) (the crop)", "windows must overlap or touch")
+        }
+        if let blend = tiling?.blend, !["mean", "hann"].contains(blend) {
+            throw fail("unknown blend '\(blend)'", "use mean or hann")
+        }
+        if model.decodeHead == nil && !model.isRegSeg {
+            throw fail("model has no decode_head", "transcribe the mmseg config's model dict")
+        }
+    }
+}
+
+/// A pipeline file problem. Description: `<file>: <what> (<hint>)`.
+public struct PipelineError: Error, CustomStringConvertible, Sendable {
+    public let path: String
+    public let reason: String
+    public let hint: String
+    public var description: String { hint.isEmpty ? "\(path): \(reason)" : "\(path): \(reason) (\(hint))" }
+}
+
+func oneLine(_ error: any Error) -> String {
+    "\(error)".split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }.joined(separator: " ")
+}
+
+/// A DecodingError in words: which key, what was wrong.
+func describe(_ error: DecodingError) -> String {
+    func path(_ context: DecodingError.Context) -> String {
+        let keys = context.codingPath.map { $0.intValue.map { "[\($0)]" } ?? $0.stringValue }
+        return keys.isEmpty ? "top level" : keys.joined(separator: ".")
+    }
+    switch error {
+    case .keyNotFound(let key, let context):
+        return "missing key '\(key.stringValue)' at \(path(context))"
+    case .typeMismatch(_, let context), .valueNotFound(_, let context), .dataCorrupted(let context):
+        return "\(path(context)): \(context.debugDescription)"
+    @unknown default:
+        return oneLine(error)
+    }
+}

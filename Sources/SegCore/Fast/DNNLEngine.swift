@@ -1,0 +1,528 @@
+import CDNNL
+
+// The one file that speaks oneDNN's C API (v2: `dnnl_*_desc_init`, Debian's libdnnl 2.6). oneDNN 3.x
+// removed that API; a port to 3.x touches only this file.
+
+/// A oneDNN call that failed: which call, oneDNN's status, and what to check.
+public struct DNNLError: Error, CustomStringConvertible, Sendable {
+    /// The C function that failed, with the layer it was building when known.
+    public let call: String
+    /// oneDNN's `dnnl_status_t` value.
+    public let status: Int
+    public var description: String {
+        let name: String
+        switch status {
+        case 1: name = "out of memory"
+        case 2: name = "invalid arguments"
+        case 3: name = "unimplemented (no kernel for this shape, layout or CPU)"
+        default: name = "status \(status)"
+        }
+        return "oneDNN: \(call) failed: \(name) (hint: DNNL_VERBOSE=1 shows what oneDNN tried; "
+            + "libdnnl 2.6 (libdnnl-dev) is required)"
+    }
+}
+
+@inline(__always)
+func dnnlCheck(_ status: dnnl_status_t, _ call: @autoclosure () -> String) throws(DNNLError) {
+    if status != dnnl_success { throw DNNLError(call: call(), status: Int(status.rawValue)) }
+}
+
+/// oneDNN's CPU engine, an in-order stream, and one scratchpad shared by every primitive.
+///
+/// Primitives run one at a time on the stream, so a single scratchpad (grown to the largest
+/// request) serves them all and a tile allocates nothing; so do the other buffers of `Slot`.
+/// Not thread-safe: one per worker, or behind a lock (`FastBackend` serialises its convolutions).
+/// The corresponding C objects are `dnnl_engine_t` and `dnnl_stream_t`.
+final class DNNLContext {
+    let engine: dnnl_engine_t
+    let stream: dnnl_stream_t
+    /// Threads for oneDNN (OpenMP) and for our own kernels (same libgomp pool).
+    let threads: Int
+    /// Shared buffers by role (see `Slot`), each grown to the largest request.
+    private var buffers: [(pointer: UnsafeMutableRawPointer, bytes: Int)?] = [nil, nil, nil, nil, nil]
+
+    /// Roles of the shared buffers: the primitives' scratchpad, the blocked-layout copies of a
+    /// Winograd convolution's source and destination, and the sub-grid batches of a dilated one.
+    enum Slot: Int {
+        case scratchpad = 0, blockedSource, blockedDestination, subgridSource, subgridDestination
+    }
+
+    /// Creates the engine; sets libgomp's thread count (which oneDNN reads when it creates a
+    /// primitive, so before any layer is built).
+    init(threads: Int = 2) throws(DNNLError) {
+        self.threads = max(1, threads)
+        _ = aerialseg_omp_set_num_threads(Int32(self.threads))
+        var engine: dnnl_engine_t?
+        try dnnlCheck(dnnl_engine_create(&engine, dnnl_cpu, 0), "dnnl_engine_create")
+        guard let engine else { throw DNNLError(call: "dnnl_engine_create", status: 2) }
+        var stream: dnnl_stream_t?
+        let status = dnnl_stream_create(&stream, engine, dnnl_stream_default_flags.rawValue)
+        guard status == dnnl_success, let stream else {
+            dnnl_engine_destroy(engine)
+            throw DNNLError(call: "dnnl_stream_create", status: Int(status.rawValue))
+        }
+        self.engine = engine
+        self.stream = stream
+    }
+
+    deinit {
+        dnnl_stream_destroy(stream)
+        dnnl_engine_destroy(engine)
+        for buffer in buffers { buffer?.pointer.deallocate() }
+    }
+
+    /// Makes this thread's OpenMP team size `threads` again (the setting is per calling thread).
+    func bindThreads() { _ = aerialseg_omp_set_num_threads(Int32(threads)) }
+
+    /// The shared buffer for `slot`, at least `bytes` long (64-byte aligned); grows, never shrinks.
+    func buffer(_ slot: Slot, bytes: Int) -> UnsafeMutableRawPointer {
+        if let buffer = buffers[slot.rawValue], buffer.bytes >= bytes { return buffer.pointer }
+        buffers[slot.rawValue]?.pointer.deallocate()
+        let pointer = UnsafeMutableRawPointer.allocate(byteCount: max(bytes, 64), alignment: 64)
+        buffers[slot.rawValue] = (pointer, bytes)
+        return pointer
+    }
+
+    /// Which kernel oneDNN picked for a primitive descriptor (e.g. "brgconv:avx512_core").
+    static func implementationName(_ pd: dnnl_primitive_desc_t) -> String {
+        var name: UnsafePointer<CChar>?
+        guard dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &name) == dnnl_success,
+              let name else { return "?" }
+        return String(cString: name)
+    }
+}
+
+/// Shape and hyper-parameters of one 2-D convolution (PyTorch `Conv2d` semantics; stride, padding
+/// and dilation equal on both axes, as in every mmseg and RegSeg model).
+public struct ConvGeometry: Hashable, Sendable {
+    public var inChannels: Int
+    public var outChannels: Int
+    public var kernelHeight: Int
+    public var kernelWidth: Int
+    public var stride: Int
+    public var padding: Int
+    public var dilation: Int
+    public var groups: Int
+
+    public init(inChannels: Int, outChannels: Int, kernelHeight: Int, kernelWidth: Int, stride: Int = 1,
+                padding: Int = 0, dilation: Int = 1, groups: Int = 1) {
+        self.inChannels = inChannels
+        self.outChannels = outChannels
+        self.kernelHeight = kernelHeight
+        self.kernelWidth = kernelWidth
+        self.stride = stride
+        self.padding = padding
+        self.dilation = dilation
+        self.groups = groups
+    }
+
+    /// `floor((H + 2p - d(k-1) - 1) / s) + 1` for an input of `height`×`width`.
+    public func outputSize(height: Int, width: Int) -> (height: Int, width: Int) {
+        func axis(_ n: Int, _ k: Int) -> Int { (n + 2 * padding - dilation * (k - 1) - 1) / stride + 1 }
+        return (axis(height, kernelHeight), axis(width, kernelWidth))
+    }
+
+    /// Depthwise: one filter per channel (`groups == C_in == C_out`).
+    public var isDepthwise: Bool { groups > 1 && groups == inChannels && groups == outChannels }
+
+    /// Multiply-accumulates for one image of `height`×`width`.
+    public func macs(height: Int, width: Int) -> Int {
+        let out = outputSize(height: height, width: width)
+        return out.height * out.width * outChannels * (inChannels / groups) * kernelHeight * kernelWidth
+    }
+}
+
+/// One convolution layer run by oneDNN on NHWC float32 activations.
+///
+/// Weights are `(C_out, C_in/groups, KH, KW)` (PyTorch order, BN already folded in by the caller),
+/// bias `(C_out)` or nil. A primitive is created on the first call for each input size (N, H, W)
+/// and reused; its weights are reordered once into the layout that primitive wants (format
+/// `any`: oneDNN 2.6 picks its `brgconv` kernel and a blocked weight layout on AVX-512).
+/// Activations stay NHWC (`nhwc` tag) so consecutive layers need no reorder.
+///
+/// With `winograd`, a 3×3 stride-1 undilated convolution uses oneDNN's Winograd F(4×4, 3×3) kernel
+/// (`jit_wino_4x3`, about 2.25× fewer multiplies; error ≤ 6e-7 of Σ|w·x|). oneDNN 2.6 has that
+/// kernel only for the blocked nChw16c layout, so the plan reorders NHWC → nChw16c → NHWC around
+/// it, through shared buffers. Shapes it does not support fall back to the direct NHWC kernel.
+/// A dilated 3×3 stride-1 convolution with padding = dilation d runs as an undilated Winograd
+/// convolution over the d² sub-grids of its input (`Subgrid.swift`), unless it accumulates.
+final class DNNLConvolution {
+    let geometry: ConvGeometry
+    /// Try the Winograd kernel (only ever used for 3×3, stride 1, dilation 1, groups 1).
+    let winograd: Bool
+    /// ReLU after the bias (and after the accumulated residual).
+    let relu: Bool
+    private let context: DNNLContext
+    private let weights: [Float]
+    private let bias: [Float]?
+    private var plans: [PlanKey: Plan] = [:]
+    /// Reordered weight copies by layout, shared by plans that want the same one.
+    private var packedWeights: [(desc: dnnl_memory_desc_t, memory: dnnl_memory_t)] = []
+    private var biasMemory: dnnl_memory_t?
+    /// For a dilated convolution run on sub-grids: the same weights, undilated, padding 1.
+    private let subgrid: DNNLConvolution?
+
+    private struct PlanKey: Hashable {
+        var n, h, w: Int
+        var accumulate: Bool
+    }
+
+    private final class Plan {
+        let pd: dnnl_primitive_desc_t
+        let primitive: dnnl_primitive_t
+        let src: dnnl_memory_t
+        let dst: dnnl_memory_t
+        let scratch: dnnl_memory_t
+        let scratchBytes: Int
+        var args: [dnnl_exec_arg_t]
+        let kernelName: String
+        /// Set when the kernel wants a blocked layout: the reorders from and to our NHWC buffers.
+        var edges: BlockedEdges?
+
+        init(pd: dnnl_primitive_desc_t, primitive: dnnl_primitive_t, src: dnnl_memory_t, dst: dnnl_memory_t,
+             scratch: dnnl_memory_t, scratchBytes: Int, args: [dnnl_exec_arg_t]) {
+            self.pd = pd
+            self.primitive = primitive
+            self.src = src
+            self.dst = dst
+            self.scratch = scratch
+            self.scratchBytes = scratchBytes
+            self.args = args
+            self.kernelName = DNNLContext.implementationName(pd)
+        }
+
+        deinit {
+            edges = nil
+            dnnl_primitive_destroy(primitive)
+            dnnl_primitive_desc_destroy(pd)
+            dnnl_memory_destroy(src)
+            dnnl_memory_destroy(dst)
+            dnnl_memory_destroy(scratch)
+        }
+    }
+
+    /// NHWC user memories and the reorders around a blocked-layout kernel.
+    private final class BlockedEdges {
+        let userSrc: dnnl_memory_t
+        let userDst: dnnl_memory_t
+        /// userSrc → the kernel's src.
+        let srcIn: dnnl_primitive_t
+        /// userDst → the kernel's dst (the residual, for `accumulate`).
+        let dstIn: dnnl_primitive_t
+        /// The kernel's dst → userDst.
+        let dstOut: dnnl_primitive_t
+        let srcBytes: Int
+        let dstBytes: Int
+
+        init(userSrc: dnnl_memory_t, userDst: dnnl_memory_t, srcIn: dnnl_primitive_t, dstIn: dnnl_primitive_t,
+             dstOut: dnnl_primitive_t, srcBytes: Int, dstBytes: Int) {
+            (self.userSrc, self.userDst, self.srcIn, self.dstIn, self.dstOut) = (userSrc, userDst, srcIn, dstIn, dstOut)
+            (self.srcBytes, self.dstBytes) = (srcBytes, dstBytes)
+        }
+
+        deinit {
+            for primitive in [srcIn, dstIn, dstOut] { dnnl_primitive_destroy(primitive) }
+            dnnl_memory_destroy(userSrc)
+            dnnl_memory_destroy(userDst)
+        }
+    }
+
+    /// - Parameters:
+    ///   - weight: `(C_out, C_in/groups, KH, KW)` row-major, `geometry`'s sizes.
+    ///   - bias: `(C_out)` or nil.
+    init(context: DNNLContext, geometry: ConvGeometry, weight: [Float], bias: [Float]?, relu: Bool,
+         winograd: Bool = false) {
+        let g = geometry
+        precondition(weight.count == g.outChannels * (g.inChannels / g.groups) * g.kernelHeight * g.kernelWidth,
+                     "conv weight count \(weight.count) does not match \(g)")
+        precondition(bias == nil || bias?.count == g.outChannels, "conv bias count does not match \(g)")
+        self.context = context
+        self.geometry = geometry
+        self.weights = weight
+        self.bias = bias
+        self.relu = relu
+        let winogradShape = geometry.kernelHeight == 3 && geometry.kernelWidth == 3 && geometry.stride == 1
+            && geometry.groups == 1
+        self.winograd = winograd && winogradShape && geometry.dilation == 1
+        if winograd && winogradShape && geometry.dilation > 1 && geometry.padding == geometry.dilation {
+            var inner = geometry
+            inner.dilation = 1
+            inner.padding = 1
+            subgrid = DNNLConvolution(context: context, geometry: inner, weight: weight, bias: bias, relu: relu,
+                                      winograd: true)
+        } else {
+            subgrid = nil
+        }
+    }
+
+    deinit {
+        plans.removeAll()
+        for packed in packedWeights { dnnl_memory_destroy(packed.memory) }
+        if let biasMemory { dnnl_memory_destroy(biasMemory) }
+    }
+
+    /// The kernel oneDNN picked for input size (n, h, w), building the primitive if needed.
+    func kernelName(n: Int, h: Int, w: Int) throws(DNNLError) -> String {
+        if let subgrid {
+            let d = geometry.dilation
+            let name = try subgrid.kernelName(n: n * d * d, h: (h + d - 1) / d, w: (w + d - 1) / d)
+            return "\(name) on \(d * d) sub-grids"
+        }
+        return try plan(PlanKey(n: n, h: h, w: w, accumulate: false)).kernelName
+    }
+
+    /// Runs the convolution: `y = relu?(conv(x) + bias (+ y if accumulate))`.
+    /// x is (N, H, W, C_in), y is (N, OH, OW, C_out), both NHWC and dense. With `accumulate`, y holds
+    /// the residual on entry (oneDNN's `sum` post-op, which measured no slower than a separate add).
+    func run(_ x: UnsafePointer<Float>, n: Int, h: Int, w: Int, into y: UnsafeMutablePointer<Float>,
+             accumulate: Bool = false) throws(DNNLError) {
+        if let subgrid, !accumulate {
+            let d = geometry.dilation, hs = (h + d - 1) / d, ws = (w + d - 1) / d
+            let floats = MemoryLayout<Float>.stride
+            let source = context.buffer(.subgridSource, bytes: n * d * d * hs * ws * geometry.inChannels * floats)
+                .assumingMemoryBound(to: Float.self)
+            let result = context.buffer(.subgridDestination, bytes: n * d * d * hs * ws * geometry.outChannels * floats)
+                .assumingMemoryBound(to: Float.self)
+            spaceToBatch(x, n: n, h: h, w: w, c: geometry.inChannels, d: d, into: source, threads: context.threads)
+            try subgrid.run(source, n: n * d * d, h: hs, w: ws, into: result)
+            batchToSpace(result, n: n, h: h, w: w, c: geometry.outChannels, d: d, into: y, threads: context.threads)
+            return
+        }
+        let plan = try plan(PlanKey(n: n, h: h, w: w, accumulate: accumulate))
+        context.bindThreads()
+        let source = UnsafeMutableRawPointer(mutating: x)
+        if plan.scratchBytes > 0 {
+            let scratchpad = context.buffer(.scratchpad, bytes: plan.scratchBytes)
+            try dnnlCheck(dnnl_memory_set_data_handle(plan.scratch, scratchpad), "set scratchpad")
+        }
+        let what = "conv \(geometry), input \(n)x\(h)x\(w)"
+        guard let edges = plan.edges else {
+            try dnnlCheck(dnnl_memory_set_data_handle(plan.src, source), "set src")
+            try dnnlCheck(dnnl_memory_set_data_handle(plan.dst, y), "set dst")
+            try execute(plan.primitive, &plan.args, what)
+            return try dnnlCheck(dnnl_stream_wait(context.stream), "dnnl_stream_wait")
+        }
+        try dnnlCheck(dnnl_memory_set_data_handle(edges.userSrc, source), "set src")
+        try dnnlCheck(dnnl_memory_set_data_handle(edges.userDst, y), "set dst")
+        try dnnlCheck(dnnl_memory_set_data_handle(plan.src, context.buffer(.blockedSource, bytes: edges.srcBytes)),
+                      "set blocked src")
+        try dnnlCheck(dnnl_memory_set_data_handle(plan.dst, context.buffer(.blockedDestination, bytes: edges.dstBytes)),
+                      "set blocked dst")
+        var srcArgs = [dnnl_exec_arg_t(arg: DNNL_ARG_FROM, memory: edges.userSrc),
+                       dnnl_exec_arg_t(arg: DNNL_ARG_TO, memory: plan.src)]
+        try execute(edges.srcIn, &srcArgs, "reorder src to blocked (\(what))")
+        var dstArgs = [dnnl_exec_arg_t(arg: DNNL_ARG_FROM, memory: edges.userDst),
+                       dnnl_exec_arg_t(arg: DNNL_ARG_TO, memory: plan.dst)]
+        if accumulate { try execute(edges.dstIn, &dstArgs, "reorder residual to blocked (\(what))") }
+        try execute(plan.primitive, &plan.args, what)
+        var outArgs = [dnnl_exec_arg_t(arg: DNNL_ARG_FROM, memory: plan.dst),
+                       dnnl_exec_arg_t(arg: DNNL_ARG_TO, memory: edges.userDst)]
+        try execute(edges.dstOut, &outArgs, "reorder dst to NHWC (\(what))")
+        try dnnlCheck(dnnl_stream_wait(context.stream), "dnnl_stream_wait")
+    }
+
+    private func execute(_ primitive: dnnl_primitive_t, _ args: inout [dnnl_exec_arg_t], _ what: String)
+        throws(DNNLError) {
+        try dnnlCheck(dnnl_primitive_execute(primitive, context.stream, Int32(args.count), &args),
+                      "dnnl_primitive_execute (\(what))")
+    }
+
+    private func plan(_ key: PlanKey) throws(DNNLError) -> Plan {
+        if let plan = plans[key] { return plan }
+        let plan = try makePlan(key)
+        plans[key] = plan
+        return plan
+    }
+
+    private func makePlan(_ key: PlanKey) throws(DNNLError) -> Plan {
+        let g = geometry
+        let what = "conv \(g.inChannels)->\(g.outChannels) k\(g.kernelHeight)x\(g.kernelWidth) s\(g.stride) "
+            + "p\(g.padding) d\(g.dilation) g\(g.groups) at \(key.n)x\(key.h)x\(key.w)"
+        let (oh, ow) = g.outputSize(height: key.h, width: key.w)
+        guard oh > 0, ow > 0 else { throw DNNLError(call: "\(what): output would be empty", status: 2) }
+        let src = try memoryDesc([key.n, g.inChannels, key.h, key.w], dnnl_nhwc, what)
+        let dst = try memoryDesc([key.n, g.outChannels, oh, ow], dnnl_nhwc, what)
+        if winograd {
+            let anySrc = try memoryDesc([key.n, g.inChannels, key.h, key.w], dnnl_format_tag_any, what)
+            let anyDst = try memoryDesc([key.n, g.outChannels, oh, ow], dnnl_format_tag_any, what)
+            // Unsupported shapes (e.g. few channels) throw `unimplemented`: use the direct kernel.
+            if let plan = try? makePrimitive(key, src: anySrc, dst: anyDst, algorithm: dnnl_convolution_winograd,
+                                             what) {
+                plan.edges = try edges(plan, userSrc: src, userDst: dst, what)
+                return plan
+            }
+        }
+        return try makePrimitive(key, src: src, dst: dst, algorithm: dnnl_convolution_direct, what)
+    }
+
+    /// Reorders between our NHWC buffers and the layouts `plan`'s kernel chose.
+    private func edges(_ plan: Plan, userSrc: dnnl_memory_desc_t, userDst: dnnl_memory_desc_t, _ what: String)
+        throws(DNNLError) -> BlockedEdges {
+        guard let src = dnnl_primitive_desc_query_md(plan.pd, dnnl_query_src_md, 0)?.pointee,
+              let dst = dnnl_primitive_desc_query_md(plan.pd, dnnl_query_dst_md, 0)?.pointee
+        else { throw DNNLError(call: "dnnl_primitive_desc_query_md (\(what))", status: 2) }
+        var srcDesc = src, dstDesc = dst
+        return BlockedEdges(
+            userSrc: try memory(userSrc, what), userDst: try memory(userDst, what),
+            srcIn: try reorderPrimitive(userSrc, src, what), dstIn: try reorderPrimitive(userDst, dst, what),
+            dstOut: try reorderPrimitive(dst, userDst, what),
+            srcBytes: dnnl_memory_desc_get_size(&srcDesc), dstBytes: dnnl_memory_desc_get_size(&dstDesc))
+    }
+
+    private func reorderPrimitive(_ from: dnnl_memory_desc_t, _ to: dnnl_memory_desc_t, _ what: String)
+        throws(DNNLError) -> dnnl_primitive_t {
+        var from = from, to = to
+        var rpd: dnnl_primitive_desc_t?
+        try dnnlCheck(dnnl_reorder_primitive_desc_create(&rpd, &from, context.engine, &to, context.engine, nil),
+                      "reorder (\(what))")
+        defer { dnnl_primitive_desc_destroy(rpd) }
+        var primitive: dnnl_primitive_t?
+        try dnnlCheck(dnnl_primitive_create(&primitive, rpd), "reorder primitive (\(what))")
+        guard let primitive else { throw DNNLError(call: "reorder primitive (\(what))", status: 2) }
+        return primitive
+    }
+
+    /// A convolution primitive over `src`/`dst` descriptors (NHWC, or `any` to let oneDNN choose).
+    private func makePrimitive(_ key: PlanKey, src: dnnl_memory_desc_t, dst: dnnl_memory_desc_t,
+                               algorithm: dnnl_alg_kind_t, _ what: String) throws(DNNLError) -> Plan {
+        let g = geometry
+        var src = src, dst = dst
+        var wei = try weightDesc(tag: dnnl_format_tag_any, what)
+        var bia = try memoryDesc([g.outChannels], dnnl_a, what)
+        var desc = dnnl_convolution_desc_t()
+        let strides: [Int64] = [Int64(g.stride), Int64(g.stride)]
+        let dilates: [Int64] = [Int64(g.dilation - 1), Int64(g.dilation - 1)]
+        let pads: [Int64] = [Int64(g.padding), Int64(g.padding)]
+        let status = bias == nil
+            ? dnnl_dilated_convolution_forward_desc_init(&desc, dnnl_forward_inference, algorithm,
+                                                         &src, &wei, nil, &dst, strides, dilates, pads, pads)
+            : dnnl_dilated_convolution_forward_desc_init(&desc, dnnl_forward_inference, algorithm,
+                                                         &src, &wei, &bia, &dst, strides, dilates, pads, pads)
+        try dnnlCheck(status, "dnnl_dilated_convolution_forward_desc_init (\(what))")
+
+        var attr: dnnl_primitive_attr_t?
+        try dnnlCheck(dnnl_primitive_attr_create(&attr), "dnnl_primitive_attr_create")
+        defer { dnnl_primitive_attr_destroy(attr) }
+        try dnnlCheck(dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user), "scratchpad mode")
+        var ops: dnnl_post_ops_t?
+        try dnnlCheck(dnnl_post_ops_create(&ops), "dnnl_post_ops_create")
+        defer { dnnl_post_ops_destroy(ops) }
+        if key.accumulate { try dnnlCheck(dnnl_post_ops_append_sum(ops, 1), "post-op sum") }
+        if relu {
+            try dnnlCheck(dnnl_post_ops_append_eltwise(ops, 1, dnnl_eltwise_relu, 0, 0), "post-op relu")
+        }
+        try dnnlCheck(dnnl_primitive_attr_set_post_ops(attr, ops), "dnnl_primitive_attr_set_post_ops")
+
+        var pdOut: dnnl_primitive_desc_t?
+        try dnnlCheck(dnnl_primitive_desc_create(&pdOut, &desc, attr, context.engine, nil),
+                      "dnnl_primitive_desc_create (\(what))")
+        guard let pd = pdOut else { throw DNNLError(call: "dnnl_primitive_desc_create (\(what))", status: 2) }
+        var keepPD = false
+        defer { if !keepPD { dnnl_primitive_desc_destroy(pd) } }
+
+        guard let wantedWeights = dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0)?.pointee,
+              let scratchDesc = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0)?.pointee,
+              let srcChosen = dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0)?.pointee,
+              let dstChosen = dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0)?.pointee
+        else { throw DNNLError(call: "dnnl_primitive_desc_query_md (\(what))", status: 2) }
+        let weightMemory = try packed(wantedWeights, what)
+
+        var primOut: dnnl_primitive_t?
+        try dnnlCheck(dnnl_primitive_create(&primOut, pd), "dnnl_primitive_create (\(what))")
+        guard let primitive = primOut else { throw DNNLError(call: "dnnl_primitive_create", status: 2) }
+
+        let srcMemory = try memory(srcChosen, what)
+        let dstMemory = try memory(dstChosen, what)
+        var scratch = scratchDesc
+        let scratchMemory = try memory(scratch, what)
+        let scratchBytes = dnnl_memory_desc_get_size(&scratch)
+        var args = [
+            dnnl_exec_arg_t(arg: DNNL_ARG_SRC, memory: srcMemory),
+            dnnl_exec_arg_t(arg: DNNL_ARG_WEIGHTS, memory: weightMemory),
+            dnnl_exec_arg_t(arg: DNNL_ARG_DST, memory: dstMemory),
+            dnnl_exec_arg_t(arg: DNNL_ARG_SCRATCHPAD, memory: scratchMemory),
+        ]
+        if let bias { args.append(dnnl_exec_arg_t(arg: DNNL_ARG_BIAS, memory: try biasMemory(bias, bia, what))) }
+        keepPD = true
+        return Plan(pd: pd, primitive: primitive, src: srcMemory, dst: dstMemory, scratch: scratchMemory,
+                    scratchBytes: scratchBytes, args: args)
+    }
+
+    /// Weights in `wanted` layout: reordered from our OIHW copy the first time a layout is asked for.
+    private func packed(_ wanted: dnnl_memory_desc_t, _ what: String) throws(DNNLError) -> dnnl_memory_t {
+        var wanted = wanted
+        for entry in packedWeights {
+            var have = entry.desc
+            if dnnl_memory_desc_equal(&have, &wanted) != 0 { return entry.memory }
+        }
+        var user = try weightDesc(tag: geometry.groups > 1 ? dnnl_goihw : dnnl_oihw, what)
+        let target = try memory(wanted, what, allocate: true)
+        var source: dnnl_memory_t?
+        try weights.withUnsafeBufferPointer { (buffer) throws(DNNLError) in
+            let raw = UnsafeMutableRawPointer(mutating: buffer.baseAddress)
+            try dnnlCheck(dnnl_memory_create(&source, &user, context.engine, raw), "weights memory (\(what))")
+            defer { dnnl_memory_destroy(source) }
+            try reorder(from: source, desc: user, to: target, desc: wanted, what)
+        }
+        packedWeights.append((wanted, target))
+        return target
+    }
+
+    private func reorder(from: dnnl_memory_t?, desc: dnnl_memory_desc_t, to: dnnl_memory_t,
+                         desc toDesc: dnnl_memory_desc_t, _ what: String) throws(DNNLError) {
+        var fromDesc = desc, toDesc = toDesc
+        var rpdOut: dnnl_primitive_desc_t?
+        try dnnlCheck(dnnl_reorder_primitive_desc_create(&rpdOut, &fromDesc, context.engine, &toDesc,
+                                                         context.engine, nil), "weights reorder (\(what))")
+        defer { dnnl_primitive_desc_destroy(rpdOut) }
+        var reorderOut: dnnl_primitive_t?
+        try dnnlCheck(dnnl_primitive_create(&reorderOut, rpdOut), "weights reorder primitive (\(what))")
+        defer { dnnl_primitive_destroy(reorderOut) }
+        var args = [dnnl_exec_arg_t(arg: DNNL_ARG_FROM, memory: from), dnnl_exec_arg_t(arg: DNNL_ARG_TO, memory: to)]
+        try dnnlCheck(dnnl_primitive_execute(reorderOut, context.stream, 2, &args), "weights reorder run (\(what))")
+        try dnnlCheck(dnnl_stream_wait(context.stream), "dnnl_stream_wait")
+    }
+
+    private func biasMemory(_ bias: [Float], _ desc: dnnl_memory_desc_t, _ what: String) throws(DNNLError)
+        -> dnnl_memory_t {
+        if let biasMemory { return biasMemory }
+        let memory = try memory(desc, what, allocate: true)
+        var handle: UnsafeMutableRawPointer?
+        try dnnlCheck(dnnl_memory_get_data_handle(memory, &handle), "bias handle")
+        if let handle {
+            bias.withUnsafeBytes { bytes in
+                if let base = bytes.baseAddress { handle.copyMemory(from: base, byteCount: bytes.count) }
+            }
+        }
+        biasMemory = memory
+        return memory
+    }
+
+    private func weightDesc(tag: dnnl_format_tag_t, _ what: String) throws(DNNLError) -> dnnl_memory_desc_t {
+        let g = geometry
+        if g.groups > 1 {
+            return try memoryDesc([g.groups, g.outChannels / g.groups, g.inChannels / g.groups,
+                                   g.kernelHeight, g.kernelWidth], tag, what)
+        }
+        return try memoryDesc([g.outChannels, g.inChannels, g.kernelHeight, g.kernelWidth], tag, what)
+    }
+
+    private func memoryDesc(_ dims: [Int], _ tag: dnnl_format_tag_t, _ what: String) throws(DNNLError)
+        -> dnnl_memory_desc_t {
+        var md = dnnl_memory_desc_t()
+        let dims64 = dims.map(Int64.init)
+        try dnnlCheck(dnnl_memory_desc_init_by_tag(&md, Int32(dims.count), dims64, dnnl_f32, tag),
+                      "dnnl_memory_desc_init_by_tag \(dims) (\(what))")
+        return md
+    }
+
+    private func memory(_ desc: dnnl_memory_desc_t, _ what: String, allocate: Bool = false) throws(DNNLError)
+        -> dnnl_memory_t {
+        var desc = desc
+        var out: dnnl_memory_t?
+        let handle = allocate ? aerialseg_dnnl_memory_allocate() : aerialseg_dnnl_memory_none()
+        try dnnlCheck(dnnl_memory_create(&out, &desc, context.engine, handle), "dnnl_memory_create (\(what))")
+        guard let out else { throw DNNLError(call: "dnnl_memory_create (\(what))", status: 2) }
+        return out
+    }
+}

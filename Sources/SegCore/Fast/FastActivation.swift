@@ -1,0 +1,90 @@
+import Foundation
+
+/// An activation of `FastBackend`: float32 values in a 64-byte-aligned buffer taken from the
+/// backend's pool, NHWC between layers.
+///
+/// NHWC keeps channels contiguous, which is what oneDNN's brgconv kernels and our depthwise,
+/// pooling and resize loops want, so no layer pays a reorder; `FastBackend.upload` / `download`
+/// reorder at the model's edges. A resize whose output has few channels (the logits) writes NCHW
+/// planes instead, because the last step is a download to NCHW anyway (`layout == .nchw`).
+public final class FastActivation {
+    /// Memory order of the values.
+    public enum Layout: Sendable {
+        /// (N, H, W, C), channels fastest: every op accepts it.
+        case nhwc
+        /// (N, C, H, W): only produced by a small-channel resize; other ops convert it first.
+        case nchw
+    }
+
+    /// The logical NCHW shape.
+    public let shape: Shape4
+    public let layout: Layout
+    let storage: PooledBuffer
+
+    init(shape: Shape4, layout: Layout = .nhwc, pool: BufferPool) {
+        self.shape = shape
+        self.layout = layout
+        self.storage = pool.take(shape.count)
+    }
+
+    var pointer: UnsafeMutablePointer<Float> { storage.pointer }
+}
+
+/// A buffer that returns itself to its pool when the last activation using it goes away.
+final class PooledBuffer {
+    let pointer: UnsafeMutablePointer<Float>
+    let count: Int
+    private let pool: BufferPool
+
+    fileprivate init(pointer: UnsafeMutablePointer<Float>, count: Int, pool: BufferPool) {
+        self.pointer = pointer
+        self.count = count
+        self.pool = pool
+    }
+
+    deinit { pool.recycle(pointer, count: count) }
+}
+
+/// Recycles activation buffers by size, so a tile after the first allocates nothing and touches
+/// no fresh pages (a 512² DeepLabV3+ tile moves ~200 MB through activations; fresh pages cost a
+/// page fault each). Thread-safe; keeps at most `limitBytes` idle.
+final class BufferPool: @unchecked Sendable {
+    private let lock = NSLock()
+    private var idle: [Int: [UnsafeMutablePointer<Float>]] = [:]
+    private var idleBytes = 0
+    let limitBytes: Int
+
+    init(limitBytes: Int = 1 << 30) {
+        self.limitBytes = limitBytes
+    }
+
+    deinit {
+        for buffers in idle.values {
+            for pointer in buffers { pointer.deallocate() }
+        }
+    }
+
+    /// A buffer of exactly `count` floats (uninitialised).
+    func take(_ count: Int) -> PooledBuffer {
+        let reused: UnsafeMutablePointer<Float>? = lock.withLock {
+            guard let pointer = idle[count]?.popLast() else { return nil }
+            idleBytes -= count * MemoryLayout<Float>.stride
+            return pointer
+        }
+        let pointer = reused ?? UnsafeMutableRawPointer
+            .allocate(byteCount: max(count, 1) * MemoryLayout<Float>.stride, alignment: 64)
+            .bindMemory(to: Float.self, capacity: max(count, 1))
+        return PooledBuffer(pointer: pointer, count: count, pool: self)
+    }
+
+    fileprivate func recycle(_ pointer: UnsafeMutablePointer<Float>, count: Int) {
+        let bytes = count * MemoryLayout<Float>.stride
+        let kept: Bool = lock.withLock {
+            guard idleBytes + bytes <= limitBytes else { return false }
+            idle[count, default: []].append(pointer)
+            idleBytes += bytes
+            return true
+        }
+        if !kept { pointer.deallocate() }
+    }
+}

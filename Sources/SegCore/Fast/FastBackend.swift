@@ -1,0 +1,140 @@
+import CDNNL
+import Foundation
+
+/// The fast CPU backend: NHWC activations, convolutions on oneDNN 2.6 (f32: `brgconv` kernels, and
+/// Winograd for 3×3 stride-1 ones, dilated ones through sub-grids), our own depthwise kernel, and
+/// NHWC loops for the other ops.
+///
+/// Measured on 2 cores (AMD EPYC, AVX-512 at ~114 GFLOP/s per core), full-size DeepLabV3+ R-18-D8
+/// at 512²: 221 ms per tile with Winograd, 508 ms with oneDNN's direct kernels only; the reference
+/// backend (im2col + OpenBLAS) takes 930–1220 ms.
+///
+/// Activations stay NHWC from `upload` to `download` (the only reorders). Each convolution keeps
+/// one oneDNN primitive per input size, created on first use and reused, with its weights
+/// reordered once; every primitive shares one scratchpad, and activation buffers come from a pool,
+/// so a tile after the first allocates nothing. BatchNorm arrives folded (`ConvSpec`), ReLU and the
+/// residual add run as oneDNN post-ops. Depthwise convolutions run our kernel (oneDNN 2.6 is
+/// 10–40× slower on the ASPP's dilated ones). oneDNN and our loops share libgomp's threads.
+///
+/// Thread-safety: the value can be shared; convolutions are serialised by one lock (each already
+/// uses every thread of the team), the other ops run concurrently.
+public struct FastBackend: Backend {
+    public typealias Activation = FastActivation
+    public typealias Conv = FastConv
+
+    let engine: FastEngine
+
+    /// - Parameters:
+    ///   - threads: threads for oneDNN and our kernels (libgomp's team size); 2 by default.
+    ///   - winograd: run 3×3 stride-1 undilated convolutions with oneDNN's Winograd kernel
+    ///     (see `DNNLConvolution`).
+    public init(threads: Int = 2, winograd: Bool = true) throws {
+        engine = try FastEngine(threads: threads, winograd: winograd)
+    }
+
+    public var name: String { "onednn" }
+
+    /// Threads used per op.
+    public var threads: Int { engine.threads }
+
+    public func makeConv(_ spec: ConvSpec) throws -> FastConv {
+        try FastConv(spec, engine: engine)
+    }
+
+    public func shape(of x: FastActivation) -> Shape4 { x.shape }
+
+    /// x (N,C,H,W) → (N,OC,OH,OW): `relu?(conv(x) + bias + residual)`.
+    public func conv2d(_ x: FastActivation, _ conv: FastConv, residual: FastActivation?) -> FastActivation {
+        let x = nhwc(x), s = x.shape, g = conv.geometry
+        precondition(s.c == g.inChannels, "conv2d: input \(s) for a conv with \(g.inChannels) input channels")
+        let (oh, ow) = g.outputSize(height: s.h, width: s.w)
+        let out = FastActivation(shape: Shape4(n: s.n, c: g.outChannels, h: oh, w: ow), pool: engine.pool)
+        let residual = residual.map(nhwc)
+        if let residual {
+            precondition(residual.shape == out.shape, "conv2d: residual \(residual.shape) for output \(out.shape)")
+        }
+        switch conv.kernel {
+        case .onednn(let dnnl):
+            if let residual { out.pointer.update(from: residual.pointer, count: out.shape.count) }
+            engine.lock.lock()
+            defer { engine.lock.unlock() }
+            do {
+                try dnnl.run(x.pointer, n: s.n, h: s.h, w: s.w, into: out.pointer, accumulate: residual != nil)
+            } catch {
+                // `Backend.conv2d` cannot throw; a primitive that cannot be built for a size that the
+                // model validated is a oneDNN installation problem, not an input error.
+                fatalError("\(error)")
+            }
+        case .depthwise(let depthwise):
+            depthwise.run(x.pointer, n: s.n, h: s.h, w: s.w, into: out.pointer,
+                          relu: conv.relu && residual == nil)
+            if let residual { addInPlace(out, residual, relu: conv.relu) }
+        }
+        return out
+    }
+}
+
+/// A convolution prepared for `FastBackend`: a oneDNN convolution, or our depthwise kernel.
+public final class FastConv: @unchecked Sendable {
+    enum Kernel {
+        case onednn(DNNLConvolution)
+        case depthwise(DepthwiseConvolution)
+    }
+
+    let geometry: ConvGeometry
+    let relu: Bool
+    let kernel: Kernel
+    /// The engine's convolution lock (plans are built lazily, also by `implementation`).
+    private let lock: NSLock
+
+    /// Which kernel runs this convolution ("onednn" or "depthwise").
+    public var kernelKind: String {
+        if case .depthwise = kernel { return "depthwise" }
+        return "onednn"
+    }
+
+    init(_ spec: ConvSpec, engine: FastEngine) throws {
+        geometry = ConvGeometry(inChannels: spec.inChannels, outChannels: spec.outChannels,
+                                kernelHeight: spec.kernelHeight, kernelWidth: spec.kernelWidth, stride: spec.stride,
+                                padding: spec.padding, dilation: spec.dilation, groups: spec.groups)
+        relu = spec.relu
+        lock = engine.lock
+        // Every depthwise conv runs our kernel: at dilation 1 it matches oneDNN's brdgmm
+        // (1.2 vs 1.3 ms on the DeepLabV3+ separable convs), dilated it is 10–40× faster.
+        if geometry.isDepthwise {
+            kernel = .depthwise(DepthwiseConvolution(geometry: geometry, weight: spec.weight.data, bias: spec.bias,
+                                                     relu: spec.relu, threads: engine.threads))
+        } else {
+            kernel = .onednn(DNNLConvolution(context: engine.context, geometry: geometry, weight: spec.weight.data,
+                                             bias: spec.bias, relu: spec.relu, winograd: engine.winograd))
+        }
+    }
+
+    /// The oneDNN kernel chosen for an input of n×h×w (e.g. "brgconv:avx512_core"), or "depthwise".
+    public func implementation(n: Int, h: Int, w: Int) throws -> String {
+        switch kernel {
+        case .depthwise: return "aerialseg depthwise (level \(aerialseg_cpu_level()))"
+        case .onednn(let dnnl):
+            lock.lock()
+            defer { lock.unlock() }
+            return try dnnl.kernelName(n: n, h: h, w: w)
+        }
+    }
+}
+
+/// What a `FastBackend` shares between its copies: the oneDNN context, the lock that serialises
+/// convolutions (shared primitive caches and scratchpad), and the buffer pool.
+final class FastEngine: @unchecked Sendable {
+    let context: DNNLContext
+    let lock = NSLock()
+    let pool = BufferPool()
+    let threads: Int
+    let winograd: Bool
+    let level = aerialseg_cpu_level()
+
+    init(threads: Int, winograd: Bool) throws {
+        context = try DNNLContext(threads: threads)
+        self.threads = context.threads
+        self.winograd = winograd
+    }
+}

@@ -1,0 +1,176 @@
+/// Outputs of one forward pass, as NCHW tensors (for parity checks and debugging).
+public struct ForwardResult: Sendable {
+    /// Backbone outputs in `out_indices` order (RegSeg: stem, 1/4, 1/8, 1/16).
+    public var backbone: [Tensor]
+    /// Neck outputs (empty without a neck).
+    public var neck: [Tensor]
+    /// The decode head's logits at feature resolution, before any resize.
+    public var decodeRaw: Tensor
+}
+
+/// A network over some backend, as the model's type-erased core.
+protocol SegmentationNetwork<B>: Sendable {
+    associatedtype B: Backend
+    /// Backbone, neck and head outputs for an input already in the backend.
+    func forward(_ x: B.Activation, _ b: B) -> (backbone: [B.Activation], neck: [B.Activation], decode: B.Activation)
+}
+
+/// mmseg's `EncoderDecoder`: backbone → optional neck → decode head.
+struct EncoderDecoder<B: Backend>: SegmentationNetwork {
+    let backbone: ResNet<B>
+    let neck: JPU<B>?
+    let head: any DecodeHead<B>
+
+    func forward(_ x: B.Activation, _ b: B) -> (backbone: [B.Activation], neck: [B.Activation], decode: B.Activation) {
+        let feats = backbone(x, b)
+        let necked = neck.map { $0(feats, b) } ?? []
+        return (feats, necked, head(neck == nil ? feats : necked, b))
+    }
+}
+
+extension RegSeg: SegmentationNetwork {
+    func forward(_ x: B.Activation, _ b: B) -> (backbone: [B.Activation], neck: [B.Activation], decode: B.Activation) {
+        let (features, logits) = self(x, b)
+        return (features, [], logits)
+    }
+}
+
+/// What `SegmentationModel` needs from a network bound to its backend.
+private protocol ModelRunner: Sendable {
+    func forward(_ x: Tensor) -> ForwardResult
+    func logits(_ x: Tensor, flip: Bool, alignCorners: Bool) -> Tensor
+}
+
+private struct BoundNetwork<N: SegmentationNetwork>: ModelRunner {
+    let network: N
+    let backend: N.B
+
+    func forward(_ x: Tensor) -> ForwardResult {
+        let out = network.forward(backend.upload(x), backend)
+        return ForwardResult(backbone: out.backbone.map(backend.download), neck: out.neck.map(backend.download),
+                             decodeRaw: backend.download(out.decode))
+    }
+
+    func logits(_ x: Tensor, flip: Bool, alignCorners: Bool) -> Tensor {
+        let b = backend
+        var input = b.upload(x)
+        let size = b.shape(of: input).size
+        if flip { input = b.flipHorizontal(input) }
+        var y = b.resizeBilinear(network.forward(input, b).decode, to: size, alignCorners: alignCorners)
+        if flip { y = b.flipHorizontal(y) }
+        return b.download(y)
+    }
+}
+
+/// A segmentation model ready to run: built from an mmseg-style description, with a checkpoint's
+/// weights (BatchNorm folded), on a backend.
+///
+/// Inputs and outputs are NCHW `Tensor`s: the input is the normalised N×3×H×W image (see
+/// `preprocess`), logits are N×classes×H×W. The model is immutable and can be shared between
+/// threads if its backend's convolutions can.
+public final class SegmentationModel: Sendable {
+    public let config: ModelConfig
+    /// Number of output classes (channels of the logits).
+    public let numClasses: Int
+    /// align_corners of the resizes applied to the logits (mmseg `decode_head.align_corners`).
+    public let alignCorners: Bool
+    /// How images become inputs.
+    public let preprocessing: Preprocessing
+    /// Name of the backend the model runs on.
+    public let backendName: String
+    private let runner: any ModelRunner
+
+    /// Builds the network `config` describes and maps `weights` (checkpoint key → float tensor,
+    /// e.g. `Checkpoint.floatTensors()`) onto it.
+    ///
+    /// Throws `ModelConfigError` for a description that cannot be built and `WeightError` naming
+    /// the key (and both shapes) for a missing, mis-shaped or unexpected tensor. Keys unused at
+    /// inference (`auxiliary_head.*`, `decode_head.se_layer.*`, `*.num_batches_tracked`) are ignored.
+    public init<B: Backend>(config: ModelConfig, weights: [String: Tensor], backend: B) throws {
+        let store = WeightStore(weights)
+        let built = try Self.build(config, store, backend)
+        try store.finish()
+        self.config = config
+        backendName = backend.name
+        alignCorners = config.resolvedAlignCorners
+        numClasses = built.classes
+        preprocessing = built.preprocessing
+        runner = built.runner
+    }
+
+    /// Random weights with every key and shape the described model needs (deterministic per
+    /// `seed`), for benchmarks without a checkpoint. Widths the description leaves out take the
+    /// full-size defaults (ResNet stem/base 64, RegSeg exp48_decoder26); head `channels`,
+    /// `num_classes` and DeepLabV3+'s `c1_*` must be given. Conv weights are uniform with variance
+    /// 1/fan_in, BatchNorm statistics near the identity, so activations stay finite.
+    public static func randomWeights(config: ModelConfig, seed: UInt64) throws -> [String: Tensor] {
+        let store = WeightStore(synthesizingWith: RandomWeights(seed: seed))
+        _ = try build(config, store, ReferenceBackend())
+        return store.tensors
+    }
+
+    private static func build<B: Backend>(_ config: ModelConfig, _ store: WeightStore, _ backend: B) throws
+        -> (runner: any ModelRunner, classes: Int, preprocessing: Preprocessing) {
+        let loader = Loader(weights: store, backend: backend)
+        if config.isRegSeg {
+            let classes = try config.numClasses ?? store.dim("decoder.classifier.weight", 0, default: nil)
+            let preprocessing = try config.dataPreprocessor.map(Preprocessing.init) ?? .imagenetUnit
+            let network = try RegSeg(config, classes: classes, loader)
+            return (BoundNetwork(network: network, backend: backend), classes, preprocessing)
+        }
+        guard let backboneConfig = config.backbone, let headConfig = config.decodeHead else {
+            throw ModelConfigError("the description has no backbone or no decode_head",
+                                   hint: "give mmseg's model dict, or type 'RegSeg'")
+        }
+        let classes = try headConfig.numClasses ?? config.numClasses
+            ?? store.dim("decode_head.conv_seg.weight", 0, default: nil)
+        let preprocessing = try config.dataPreprocessor.map(Preprocessing.init) ?? .mmseg
+        let backbone = try ResNet(backboneConfig, loader)
+        let neck = try config.neck.map { try JPU($0, features: backbone.outChannels, loader) }
+        let head = try makeDecodeHead(headConfig, features: neck?.outChannels ?? backbone.outChannels,
+                                      classes: classes, loader)
+        let network = EncoderDecoder(backbone: backbone, neck: neck, head: head)
+        return (BoundNetwork(network: network, backend: backend), classes, preprocessing)
+    }
+
+    /// Checks that `input` is N×3×H×W with N, H, W ≥ 1.
+    private func validate(_ input: Tensor) throws {
+        guard let s = Shape4(input.shape), s.n >= 1, s.c == 3, s.h >= 1, s.w >= 1 else {
+            throw SegmentationError.invalidInput("tensor of shape \(input.shape) is not N×3×H×W")
+        }
+    }
+
+    /// Backbone, neck and raw decode-head outputs for a normalised N×3×H×W input.
+    public func forward(_ input: Tensor) throws -> ForwardResult {
+        try validate(input)
+        return runner.forward(input)
+    }
+
+    /// Whole-image inference (mmseg `encode_decode`, §6.2–6.3): the head's logits resized
+    /// (bilinear, `alignCorners`) to the input's H×W. Works on any crop, for slide inference.
+    public func logits(_ input: Tensor) throws -> Tensor {
+        try validate(input)
+        return runner.logits(input, flip: false, alignCorners: alignCorners)
+    }
+
+    /// Horizontal-flip inference: flip the input, run `logits`, flip the logits back.
+    public func flippedLogits(_ input: Tensor) throws -> Tensor {
+        try validate(input)
+        return runner.logits(input, flip: true, alignCorners: alignCorners)
+    }
+
+    /// The network input for an H×W×3 8-bit image in `order` (see `Preprocessing`).
+    public func preprocess(_ pixels: [UInt8], height: Int, width: Int, order: ChannelOrder) throws -> Tensor {
+        try preprocessing(pixels, height: height, width: width, order: order)
+    }
+
+    /// Logits resized to the original image size (mmseg `postprocess_result`, §6.5).
+    public func resizeLogits(_ logits: Tensor, to size: Size2) -> Tensor {
+        Kernels.resizeBilinear(logits, to: size, alignCorners: alignCorners)
+    }
+
+    /// Per-pixel labels of N×C×H×W logits, row-major N×H×W; ties go to the lower class index.
+    public static func argmax(_ logits: Tensor) -> [Int32] {
+        Kernels.argmaxChannels(logits)
+    }
+}

@@ -1,0 +1,129 @@
+/// Blends window logits into whole-image results row band by row band, holding only the rows that
+/// can still receive windows (about width × (crop + stride) × classes floats), whatever the image size.
+///
+/// Add every window of grid row r (`add`), then call `finishGridRow(r)`: the image rows no later
+/// window touches are divided by their accumulated weight, returned, and freed.
+/// Rows no window covered (all windows skipped, e.g. nodata) come out with weight 0.
+public final class StreamingStitcher {
+    public let grid: WindowGrid
+    public let classes: Int
+    public let blend: Blend
+    /// Accumulated weight × logits for image rows `firstRow...`, each (classes, width) row-major.
+    private var sums: [[Float]] = []
+    /// Accumulated weights for the same rows, each (width).
+    private var weights: [[Float]] = []
+    private var firstRow = 0
+    private var finishedGridRows = 0
+
+    public init(grid: WindowGrid, classes: Int, blend: Blend) {
+        precondition(classes > 0)
+        self.grid = grid
+        self.classes = classes
+        self.blend = blend
+    }
+
+    /// Rows currently held (for memory accounting).
+    public var heldRows: Int { sums.count }
+
+    /// Adds one window's logits, (classes, tile.height, tile.width) row-major.
+    public func add(_ tile: Tile, logits: UnsafeBufferPointer<Float>) {
+        precondition(logits.count >= classes * tile.width * tile.height, "logits too small for \(tile)")
+        precondition(tile.gridRow == finishedGridRows, "windows must arrive grid row by grid row")
+        precondition(tile.y >= firstRow, "\(tile) reaches rows already finished")
+        let width = grid.imageWidth
+        while firstRow + sums.count < tile.y + tile.height {
+            sums.append([Float](repeating: 0, count: classes * width))
+            weights.append([Float](repeating: 0, count: width))
+        }
+        let w = blend.weights(for: tile, imageWidth: grid.imageWidth, imageHeight: grid.imageHeight)
+        let plane = tile.width * tile.height
+        for r in 0..<tile.height {
+            let row = tile.y + r - firstRow
+            sums[row].withUnsafeMutableBufferPointer { sum in
+                for c in 0..<classes {
+                    let src = c * plane + r * tile.width
+                    let dst = c * width + tile.x
+                    for i in 0..<tile.width { sum[dst + i] += w[r * tile.width + i] * logits[src + i] }
+                }
+            }
+            weights[row].withUnsafeMutableBufferPointer { acc in
+                for i in 0..<tile.width { acc[tile.x + i] += w[r * tile.width + i] }
+            }
+        }
+    }
+
+    /// Completes grid row `row` (rows must be finished in order) and returns the image rows that are final.
+    public func finishGridRow(_ row: Int) -> StitchedBand {
+        precondition(row == finishedGridRows, "grid rows must be finished in order")
+        finishedGridRows += 1
+        let range = grid.finishedRows(afterGridRow: row)
+        let width = grid.imageWidth
+        while firstRow + sums.count < range.upperBound {  // rows no window reached
+            sums.append([Float](repeating: 0, count: classes * width))
+            weights.append([Float](repeating: 0, count: width))
+        }
+        var band = StitchedBand(rows: range, width: width, classes: classes)
+        for (k, y) in range.enumerated() {
+            let sum = sums[y - firstRow], weight = weights[y - firstRow]
+            for c in 0..<classes {
+                for x in 0..<width {
+                    let v = weight[x] > 0 ? sum[c * width + x] / weight[x] : 0
+                    band.logits[(c * range.count + k) * width + x] = v
+                }
+            }
+            for x in 0..<width { band.weight[k * width + x] = weight[x] }
+        }
+        let drop = range.upperBound - firstRow
+        sums.removeFirst(drop)
+        weights.removeFirst(drop)
+        firstRow = range.upperBound
+        return band
+    }
+}
+
+/// Final blended logits of some image rows.
+public struct StitchedBand: Sendable {
+    /// Image rows covered.
+    public let rows: Range<Int>
+    public let width: Int
+    public let classes: Int
+    /// Blended logits, (classes, rows.count, width) row-major.
+    public var logits: [Float]
+    /// Total blending weight per pixel, (rows.count, width); 0 where no window was run.
+    public var weight: [Float]
+
+    init(rows: Range<Int>, width: Int, classes: Int) {
+        self.rows = rows
+        self.width = width
+        self.classes = classes
+        logits = [Float](repeating: 0, count: classes * rows.count * width)
+        weight = [Float](repeating: 0, count: rows.count * width)
+    }
+
+    /// Per pixel: argmax class (first index on ties) and its softmax probability; pixels with no
+    /// window get `invalidLabel` and confidence 0.
+    public func labelsAndConfidence(invalidLabel: UInt8 = 255) -> (labels: [UInt8], confidence: [Float]) {
+        let n = rows.count * width
+        var labels = [UInt8](repeating: invalidLabel, count: n)
+        var confidence = [Float](repeating: 0, count: n)
+        for p in 0..<n where weight[p] > 0 {
+            var best = 0
+            var bestValue = logits[p]
+            for c in 1..<classes where logits[c * n + p] > bestValue {
+                best = c
+                bestValue = logits[c * n + p]
+            }
+            var denominator: Float = 0
+            for c in 0..<classes { denominator += expf(logits[c * n + p] - bestValue) }
+            labels[p] = UInt8(clamping: best)
+            confidence[p] = 1 / denominator
+        }
+        return (labels, confidence)
+    }
+}
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif

@@ -1,0 +1,305 @@
+import Foundation
+import TestSupport
+import Testing
+@testable import SegCore
+
+/// FastBackend (oneDNN + our NHWC kernels) against two independent oracles: a naive direct
+/// convolution written here, and the reference backend's kernels for every other op.
+@Suite struct FastBackendTests {
+    static let backend: FastBackend? = try? FastBackend(threads: 2)
+
+    /// Deterministic uniform values in [-1, 1) (SplitMix64), so failures reproduce.
+    struct Noise {
+        var state: UInt64
+        mutating func next() -> Float {
+            state &+= 0x9E37_79B9_7F4A_7C15
+            var z = state
+            z = (z ^ (z >> 30)) &* 0xBF58_476C_E5B9_BA1D
+            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+            z ^= z >> 31
+            return Float(z >> 40) / Float(1 << 24) * 2 - 1
+        }
+        mutating func tensor(_ shape: [Int]) -> Tensor {
+            Tensor(shape: shape, data: (0..<shape.reduce(1, *)).map { _ in next() })
+        }
+    }
+
+    /// Direct convolution, NCHW, PyTorch semantics; also returns Σ|w·x| (+|bias|+|residual|) per
+    /// output, the scale the tolerance is relative to.
+    static func naiveConv(_ x: Tensor, _ spec: ConvSpec, residual: Tensor?) -> (Tensor, [Float]) {
+        let n = x.shape[0], c = x.shape[1], h = x.shape[2], w = x.shape[3]
+        let oc = spec.outChannels, kh = spec.kernelHeight, kw = spec.kernelWidth
+        let out = spec.outputSize(for: Size2(height: h, width: w))
+        let cpg = c / spec.groups, opg = oc / spec.groups
+        var y = [Float](repeating: 0, count: n * oc * out.height * out.width)
+        var scale = y
+        for b in 0..<n {
+            for o in 0..<oc {
+                let g = o / opg
+                for oy in 0..<out.height {
+                    for ox in 0..<out.width {
+                        var sum = Double(spec.bias?[o] ?? 0), mag = Double(abs(spec.bias?[o] ?? 0))
+                        for ci in 0..<cpg {
+                            for ky in 0..<kh {
+                                let iy = oy * spec.stride - spec.padding + ky * spec.dilation
+                                guard iy >= 0 && iy < h else { continue }
+                                for kx in 0..<kw {
+                                    let ix = ox * spec.stride - spec.padding + kx * spec.dilation
+                                    guard ix >= 0 && ix < w else { continue }
+                                    let xv = x.data[((b * c + g * cpg + ci) * h + iy) * w + ix]
+                                    let wv = spec.weight.data[((o * cpg + ci) * kh + ky) * kw + kx]
+                                    sum += Double(xv * wv)
+                                    mag += Double(abs(xv * wv))
+                                }
+                            }
+                        }
+                        let index = ((b * oc + o) * out.height + oy) * out.width + ox
+                        if let residual {
+                            sum += Double(residual.data[index])
+                            mag += Double(abs(residual.data[index]))
+                        }
+                        y[index] = spec.relu ? Float(max(sum, 0)) : Float(sum)
+                        scale[index] = Float(mag)
+                    }
+                }
+            }
+        }
+        return (Tensor(shape: [n, oc, out.height, out.width], data: y), scale)
+    }
+
+    struct ConvCase: CustomStringConvertible, Sendable {
+        var n: Int, c: Int, oc: Int, h: Int, w: Int, kh: Int, kw: Int
+        var stride: Int, padding: Int, dilation: Int, groups: Int
+        var bias: Bool, relu: Bool, residual: Bool
+
+        init(n: Int = 1, c: Int, oc: Int, h: Int, w: Int, kh: Int = 3, kw: Int = 3, stride: Int = 1,
+             padding: Int = 1, dilation: Int = 1, groups: Int = 1, bias: Bool = true, relu: Bool = true,
+             residual: Bool = false) {
+            (self.n, self.c, self.oc, self.h, self.w, self.kh, self.kw) = (n, c, oc, h, w, kh, kw)
+            (self.stride, self.padding, self.dilation, self.groups) = (stride, padding, dilation, groups)
+            (self.bias, self.relu, self.residual) = (bias, relu, residual)
+        }
+        var description: String {
+            "n\(n) \(c)->\(oc) \(h)x\(w) k\(kh)x\(kw) s\(stride) p\(padding) d\(dilation) g\(groups)"
+                + "\(bias ? " bias" : "")\(relu ? " relu" : "")\(residual ? " residual" : "")"
+        }
+    }
+
+    static let convCases: [ConvCase] = [
+        ConvCase(c: 3, oc: 8, h: 17, w: 19, stride: 2),                                  // stem-like
+        ConvCase(c: 16, oc: 32, h: 12, w: 11, padding: 2, dilation: 2),                  // dilated
+        ConvCase(c: 16, oc: 24, h: 13, w: 13, kh: 1, kw: 1, stride: 2, padding: 0, relu: false), // downsample
+        ConvCase(n: 2, c: 16, oc: 16, h: 9, w: 10, residual: true),                      // BasicBlock conv2
+        ConvCase(c: 16, oc: 16, h: 9, w: 10, relu: false, residual: true),
+        ConvCase(c: 32, oc: 32, h: 13, w: 10, padding: 4, dilation: 4),                 // sub-grid Winograd
+        ConvCase(n: 2, c: 16, oc: 16, h: 9, w: 11, padding: 2, dilation: 2, residual: true),
+        ConvCase(c: 64, oc: 64, h: 16, w: 16, relu: false),                              // Winograd
+        ConvCase(c: 32, oc: 64, h: 8, w: 8, groups: 2),                                  // RegSeg-like grouped
+        ConvCase(c: 20, oc: 6, h: 7, w: 9, kh: 1, kw: 1, padding: 0, relu: false),       // conv_seg
+        ConvCase(c: 8, oc: 12, h: 10, w: 9, kh: 1, kw: 3, padding: 1, bias: false),      // rectangular kernel
+        ConvCase(c: 140, oc: 140, h: 11, w: 12, groups: 140),                            // depthwise, tails
+        ConvCase(c: 64, oc: 64, h: 20, w: 18, padding: 12, dilation: 12, groups: 64),    // ASPP depthwise
+        ConvCase(c: 19, oc: 19, h: 15, w: 14, stride: 2, padding: 3, dilation: 3, groups: 19, bias: false),
+        ConvCase(n: 2, c: 13, oc: 13, h: 6, w: 7, groups: 13, relu: false, residual: true),
+    ]
+
+    /// Without Winograd every dense conv takes oneDNN's direct kernel.
+    static let directBackend: FastBackend? = try? FastBackend(threads: 2, winograd: false)
+
+    @Test("convolution matches a naive direct convolution", arguments: convCases, [true, false])
+    func convolution(_ t: ConvCase, winograd: Bool) throws {
+        guard let backend = winograd ? Self.backend : Self.directBackend else {
+            Issue.record("oneDNN engine could not be created")
+            return
+        }
+        var noise = Noise(state: UInt64(t.c * 1000 + t.oc))
+        let x = noise.tensor([t.n, t.c, t.h, t.w])
+        let spec = ConvSpec(weight: noise.tensor([t.oc, t.c / t.groups, t.kh, t.kw]),
+                            bias: t.bias ? noise.tensor([t.oc]).data : nil, stride: t.stride, padding: t.padding,
+                            dilation: t.dilation, groups: t.groups, relu: t.relu)
+        let out = spec.outputSize(for: Size2(height: t.h, width: t.w))
+        let residual = t.residual ? noise.tensor([t.n, t.oc, out.height, out.width]) : nil
+        let (expected, scale) = Self.naiveConv(x, spec, residual: residual)
+        let conv = try backend.makeConv(spec)
+        #expect(conv.kernelKind == (spec.groups == t.c && t.c == t.oc && t.groups > 1 ? "depthwise" : "onednn"))
+        // Twice: the second call reuses the cached primitive and pooled buffers.
+        for _ in 0..<2 {
+            let y = backend.download(backend.conv2d(backend.upload(x), conv, residual: residual.map(backend.upload)))
+            #expect(y.shape == expected.shape)
+            var worst: Float = 0
+            for i in expected.data.indices {
+                worst = max(worst, abs(y.data[i] - expected.data[i]) / (scale[i] + 1e-6))
+            }
+            #expect(worst <= 1e-4, "\(t): relative error \(worst)")
+        }
+        print("conv \(t) winograd \(winograd): \(try conv.implementation(n: t.n, h: t.h, w: t.w))")
+    }
+
+    /// Compares a fast op with the reference kernel: max |difference| ≤ tolerance.
+    func expectClose(_ fast: Tensor, _ reference: Tensor, _ what: String, tolerance: Float = 1e-5) {
+        #expect(fast.shape == reference.shape, "\(what): shape \(fast.shape) vs \(reference.shape)")
+        guard fast.shape == reference.shape else { return }
+        var worst: Float = 0
+        for i in fast.data.indices { worst = max(worst, abs(fast.data[i] - reference.data[i])) }
+        #expect(worst <= tolerance, "\(what): max |diff| \(worst)")
+    }
+
+    @Test func poolingMatchesReference() throws {
+        guard let b = Self.backend else { Issue.record("oneDNN engine could not be created"); return }
+        var noise = Noise(state: 7)
+        for shape in [[1, 64, 17, 20], [2, 5, 8, 10], [1, 20, 6, 6]] {
+            let x = noise.tensor(shape), fx = b.upload(x)
+            expectClose(b.download(b.maxPool2d(fx, kernel: 3, stride: 2, padding: 1)),
+                        Kernels.maxPool2d(x, kernel: 3, stride: 2, padding: 1), "maxPool \(shape)", tolerance: 0)
+            for ceil in [false, true] {
+                expectClose(b.download(b.avgPool2d(fx, kernel: 2, stride: 2, ceilMode: ceil)),
+                            Kernels.avgPool2d(x, kernel: 2, stride: 2, ceilMode: ceil), "avgPool \(shape) \(ceil)")
+            }
+            for bins in [1, 2, 3, 6] {
+                let size = Size2(height: bins, width: bins)
+                expectClose(b.download(b.adaptiveAvgPool2d(fx, to: size)), Kernels.adaptiveAvgPool2d(x, to: size),
+                            "adaptiveAvgPool \(shape) \(bins)")
+            }
+        }
+    }
+
+    @Test func resizeMatchesReference() throws {
+        guard let b = Self.backend else { Issue.record("oneDNN engine could not be created"); return }
+        var noise = Noise(state: 11)
+        // Channels ≥ 16 take the NHWC kernel, fewer the planar one; 1×1 is the ASPP broadcast.
+        let cases: [([Int], Size2)] = [
+            ([1, 32, 8, 8], Size2(height: 16, width: 16)), ([1, 20, 9, 7], Size2(height: 5, width: 13)),
+            ([2, 6, 8, 8], Size2(height: 32, width: 30)), ([1, 3, 7, 9], Size2(height: 4, width: 4)),
+            ([1, 128, 1, 1], Size2(height: 6, width: 5)), ([1, 7, 1, 1], Size2(height: 3, width: 3)),
+        ]
+        for (shape, size) in cases {
+            let x = noise.tensor(shape)
+            for align in [false, true] {
+                let y = b.resizeBilinear(b.upload(x), to: size, alignCorners: align)
+                let expected = Kernels.resizeBilinear(x, to: size, alignCorners: align)
+                expectClose(b.download(y), expected, "resize \(shape)→\(size) align \(align)")
+                // Ops after a planar (NCHW) resize see the same values.
+                expectClose(b.download(b.flipHorizontal(y)), Kernels.flipHorizontal(expected), "flip after resize")
+                expectClose(b.download(b.relu(y)), Kernels.relu(expected), "relu after resize")
+                #expect(b.argmaxChannels(y) == Kernels.argmaxChannels(expected))
+            }
+        }
+    }
+
+    @Test func elementwiseAndChannelOpsMatchReference() throws {
+        guard let b = Self.backend else { Issue.record("oneDNN engine could not be created"); return }
+        var noise = Noise(state: 13)
+        let a = noise.tensor([2, 21, 5, 7]), c = noise.tensor([2, 21, 5, 7]), d = noise.tensor([2, 12, 5, 7])
+        let gate = noise.tensor([2, 21, 1, 1])
+        let fa = b.upload(a), fc = b.upload(c), fd = b.upload(d)
+        expectClose(b.download(b.concatChannels([fa, fd, fc])), Kernels.concatChannels([a, d, c]), "concat")
+        expectClose(b.download(b.sliceChannels(fa, 3..<17)), Kernels.sliceChannels(a, 3..<17), "slice")
+        for relu in [false, true] {
+            expectClose(b.download(b.add(fa, fc, relu: relu)), Kernels.add(a, c, relu: relu), "add \(relu)")
+        }
+        expectClose(b.download(b.mulChannels(fa, b.upload(gate))), Kernels.mulChannels(a, gate), "mulChannels")
+        expectClose(b.download(b.sigmoid(fa)), Kernels.sigmoid(a), "sigmoid")
+        expectClose(b.download(b.relu(fa)), Kernels.relu(a), "relu")
+        expectClose(b.download(b.softmaxChannels(fa)), Kernels.softmaxChannels(a), "softmax")
+        expectClose(b.download(b.flipHorizontal(fa)), Kernels.flipHorizontal(a), "flip")
+        #expect(b.argmaxChannels(fa) == Kernels.argmaxChannels(a))
+        #expect(b.download(fa) == a, "upload/download round trip")
+        let spec = EncodingSpec(codewords: noise.tensor([4, 21]), scale: (0..<4).map { _ in -noise.next() * 0.5 },
+                                bnScale: [1, 0.5, 2, 1], bnShift: [0, 0.1, -0.1, 0.2])
+        expectClose(b.download(b.encoding(fa, spec)), Kernels.encoding(a, spec), "encoding")
+    }
+
+    @Test func buffersAreRecycled() throws {
+        guard let b = Self.backend else { Issue.record("oneDNN engine could not be created"); return }
+        let x = Tensor(zeros: [1, 4, 3, 3])
+        var first: UnsafeMutablePointer<Float>?
+        do { first = b.upload(x).pointer }
+        // The first buffer went back to the pool when its activation died; the next one reuses it.
+        #expect(b.upload(x).pointer == first)
+    }
+}
+
+/// Every seed model on FastBackend against mmseg's own outputs (`../shared/fixtures/mmseg`):
+/// backbone/neck features, raw head output, whole and flipped logits, each within 1e-4.
+@Suite struct FastBackendParityTests {
+    static let models = [
+        "fcn_r18_d8", "fcn_r50_d8", "dlv3_r101_d16_mg124", "dlv3p_r18_d8_potsdam", "dlv3p_r18b_d8_v1b",
+        "dlv3p_r50_d8_potsdam", "fastfcn_jpu_psp_r50_d32", "fastfcn_jpu_aspp_r50_d32", "fastfcn_jpu_enc_r50_d32",
+        "regseg_exp48_decoder26",
+    ]
+
+    /// The float32 array `name` of case `caseName`, as oracle.json lists it; nil if not listed.
+    static func oracleTensor(_ folder: URL, _ json: [String: Any], _ caseName: String, _ name: String) throws
+        -> Tensor? {
+        guard let info = (json["cases"] as? [String: Any])?[caseName] as? [String: Any],
+              let dir = info["dir"] as? String,
+              let entry = (info["arrays"] as? [String: Any])?[name] as? [String: Any],
+              let bin = entry["bin"] as? String, entry["dtype"] as? String == "float32",
+              let shape = entry["shape"] as? [Int] else { return nil }
+        let data = try Data(contentsOf: folder.appendingPathComponent(dir).appendingPathComponent(bin))
+        let count = shape.reduce(1, *)
+        guard data.count == count * 4 else { return nil }
+        var values = [Float](repeating: 0, count: count)
+        _ = values.withUnsafeMutableBytes { data.copyBytes(to: $0) }
+        return Tensor(shape: shape, data: values)
+    }
+
+    @Test("FastBackend matches mmseg on every seed model", arguments: models, ["64x64", "96x80"])
+    func fixture(model: String, caseName: String) throws {
+        guard let folder = Fixtures.shared("fixtures/mmseg/\(model)") else { return }
+        guard let backend = FastBackendTests.backend else { Issue.record("oneDNN engine could not be created"); return }
+        let jsonData = try Data(contentsOf: folder.appendingPathComponent("oracle.json"))
+        let json = try JSONSerialization.jsonObject(with: jsonData) as? [String: Any] ?? [:]
+        let config = try ModelConfig.decode(json: jsonData, source: folder.path)
+        let weights = try Checkpoint.load(path: folder.appendingPathComponent("weights.safetensors").path)
+        let net = try SegmentationModel(config: config, weights: weights.floatTensors(), backend: backend)
+        let input = try #require(try Self.oracleTensor(folder, json, caseName, "input"), "\(model): no input")
+
+        var report: [String] = []
+        var compared = 0
+        func compare(_ label: String, _ ours: Tensor, _ name: String) throws {
+            guard let theirs = try Self.oracleTensor(folder, json, caseName, name) else { return }
+            #expect(ours.shape == theirs.shape, "\(model) \(caseName) \(label): \(ours.shape) vs \(theirs.shape)")
+            guard ours.shape == theirs.shape else { return }
+            var worst: Float = 0
+            for i in ours.data.indices { worst = max(worst, abs(ours.data[i] - theirs.data[i])) }
+            report.append("\(label) \(String(format: "%.1e", worst))")
+            compared += 1
+            #expect(worst <= 1e-4, "\(model) \(caseName) \(label): max abs diff \(worst)")
+        }
+        let forward = try net.forward(input)
+        let backboneNames = config.isRegSeg
+            ? ["feat_stem", "feat_body_4", "feat_body_8", "feat_body_16"]
+            : forward.backbone.indices.map { "feat_backbone_\($0)" }
+        for (feature, name) in zip(forward.backbone, backboneNames) { try compare(name, feature, name) }
+        for (i, feature) in forward.neck.enumerated() { try compare("neck\(i)", feature, "feat_neck_\(i)") }
+        try compare("decode_raw", forward.decodeRaw, "decode_raw")
+        try compare("logits", try net.logits(input), config.isRegSeg ? "logits" : "logits_whole")
+        try compare("logits_flip", try net.flippedLogits(input), "logits_flip")
+        #expect(compared >= 3, "\(model) \(caseName): only \(compared) arrays found to compare")
+        print("fast parity \(model) \(caseName): " + report.joined(separator: ", "))
+    }
+
+    /// Two threads running one model on one backend get the serial result (convolutions share
+    /// primitives and buffers behind a lock; the other ops and the buffer pool run concurrently).
+    @Test func concurrentInferenceMatchesSerial() async throws {
+        guard let folder = Fixtures.shared("fixtures/mmseg/dlv3p_r18_d8_potsdam") else { return }
+        guard let backend = FastBackendTests.backend else { Issue.record("oneDNN engine could not be created"); return }
+        let jsonData = try Data(contentsOf: folder.appendingPathComponent("oracle.json"))
+        let json = try JSONSerialization.jsonObject(with: jsonData) as? [String: Any] ?? [:]
+        let config = try ModelConfig.decode(json: jsonData, source: folder.path)
+        let weights = try Checkpoint.load(path: folder.appendingPathComponent("weights.safetensors").path)
+        let net = try SegmentationModel(config: config, weights: weights.floatTensors(), backend: backend)
+        let input = try #require(try Self.oracleTensor(folder, json, "96x80", "input"))
+        let serial = try net.logits(input)
+        let results = try await withThrowingTaskGroup(of: Tensor.self) { group in
+            for _ in 0..<4 { group.addTask { try net.logits(input) } }
+            return try await group.reduce(into: [Tensor]()) { $0.append($1) }
+        }
+        for result in results {
+            var worst: Float = 0
+            for i in serial.data.indices { worst = max(worst, abs(result.data[i] - serial.data[i])) }
+            #expect(worst <= 1e-6, "concurrent run differs from the serial one by \(worst)")
+        }
+    }
+}

@@ -7,9 +7,6 @@ static inline void *aerialseg_dnnl_memory_allocate(void) { return DNNL_MEMORY_AL
 /// `DNNL_MEMORY_NONE` likewise.
 static inline void *aerialseg_dnnl_memory_none(void) { return DNNL_MEMORY_NONE; }
 
-/// OpenMP's thread-count setter (oneDNN is built with libgomp; Swift's clang has no omp.h).
-extern void omp_set_num_threads(int);
-extern int omp_get_max_threads(void);
 
 /* ---- Added for SegCore/Fast (FastBackend): threads, CPU level, NHWC kernels. ---- */
 #include <dlfcn.h>

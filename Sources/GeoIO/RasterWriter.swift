@@ -91,27 +91,11 @@ public final class RasterWriter {
             if let wkt = spec.crsWKT, !wkt.isEmpty {
                 guard GDALSetProjection(ds, wkt) == CE_None else { throw failure("cannot set the CRS") }
             }
-            for b in 1...spec.bandCount {
-                let band = GDALGetRasterBand(ds, Int32(b))
-                if let nd = spec.noDataValue {
-                    guard GDALSetRasterNoDataValue(band, nd) == CE_None else { throw failure("cannot set nodata") }
-                }
-                if b <= spec.bandDescriptions.count { GDALSetDescription(band, spec.bandDescriptions[b - 1]) }
-            }
-            let band1 = GDALGetRasterBand(ds, 1)
-            if let colors = spec.colorTable, !colors.isEmpty {
-                let table = GDALCreateColorTable(GPI_RGB)
-                defer { GDALDestroyColorTable(table) }
-                for (i, c) in colors.enumerated() {
-                    var entry = GDALColorEntry(c1: Int16(c.r), c2: Int16(c.g), c3: Int16(c.b), c4: Int16(c.a))
-                    GDALSetColorEntry(table, Int32(i), &entry)
-                }
-                guard GDALSetRasterColorTable(band1, table) == CE_None else { throw failure("cannot set the colour table") }
-                GDALSetRasterColorInterpretation(band1, GCI_PaletteIndex)
-            }
-            if let names = spec.categoryNames, !names.isEmpty {
-                let err = withCStringArray(names) { GDALSetRasterCategoryNames(band1, $0) }
-                guard err == CE_None else { throw failure("cannot set the class names") }
+            let style = BandStyle(noDataValue: spec.noDataValue, colorTable: spec.colorTable,
+                                  categoryNames: spec.categoryNames, description: nil)
+            if let problem = applyBandStyle(ds, style) { throw failure(problem) }
+            for (b, d) in spec.bandDescriptions.prefix(spec.bandCount).enumerated() {
+                GDALSetDescription(GDALGetRasterBand(ds, Int32(b + 1)), d)
             }
         }
     }
@@ -178,6 +162,12 @@ public func writeCloudOptimizedGeoTIFF(
     compression: Compression = .deflate, blockSize: Int = 512
 ) throws {
     let src = try Dataset(path: source)
+    try createCOG(from: src.handle, to: destination, resampling: resampling, compression: compression,
+                  blockSize: blockSize)
+}
+
+func createCOG(from src: GDALDatasetH, to destination: String, resampling: OverviewResampling,
+               compression: Compression, blockSize: Int) throws {
     guard let driver = GDALGetDriverByName("COG") else {
         throw GeoIOError(.unsupportedFormat, path: destination, message: "GDAL has no COG driver",
                          hint: "GDAL 3.1 or newer is needed")
@@ -185,11 +175,10 @@ public func writeCloudOptimizedGeoTIFF(
     let options: [(String, String)] = [
         ("COMPRESS", compression.rawValue), ("PREDICTOR", "YES"), ("BLOCKSIZE", "\(blockSize)"),
         ("OVERVIEW_RESAMPLING", resampling.rawValue), ("BIGTIFF", "IF_SAFER"),
-        ("NUM_THREADS", "ALL_CPUS"),
     ]
     let message: String? = withCStringList(options) { list in
         withQuietGDAL {
-            guard let out = GDALCreateCopy(driver, destination, src.handle, 0, list, nil, nil) else {
+            guard let out = GDALCreateCopy(driver, destination, src, 0, list, nil, nil) else {
                 return takeLastGDALError() ?? "the COG driver failed"
             }
             GDALClose(out)
@@ -199,6 +188,104 @@ public func writeCloudOptimizedGeoTIFF(
     if let message {
         throw GeoIOError(.writeFailed, path: destination, message: message, hint: "check free disk space")
     }
+}
+
+/// Band metadata applied to a mosaic before it becomes a COG.
+public struct BandStyle: Sendable {
+    public var noDataValue: Double?
+    public var colorTable: [RGBA]?
+    public var categoryNames: [String]?
+    public var description: String?
+    public init(noDataValue: Double? = nil, colorTable: [RGBA]? = nil, categoryNames: [String]? = nil,
+                description: String? = nil) {
+        self.noDataValue = noDataValue
+        self.colorTable = colorTable
+        self.categoryNames = categoryNames
+        self.description = description
+    }
+}
+
+/// Mosaics georeferenced pieces (e.g. row bands written as they were finished) into one COG:
+/// an in-memory VRT over the pieces (`GDALBuildVRT`), band 1 styled with `style`, copied by the
+/// COG driver. Pieces must share CRS, resolution and band layout.
+public func writeCloudOptimizedGeoTIFF(
+    mosaicOf pieces: [String], to destination: String, style: BandStyle, resampling: OverviewResampling,
+    compression: Compression = .deflate, blockSize: Int = 512
+) throws {
+    GDAL.initialize()
+    guard !pieces.isEmpty else {
+        throw GeoIOError(.invalidArgument, path: destination, message: "nothing to mosaic", hint: "")
+    }
+    let vrt: GDALDatasetH? = withCStringArray(pieces) { names in
+        withQuietGDAL {
+            var usageError: Int32 = 0
+            let opts = GDALBuildVRTOptionsNew(nil, nil)
+            defer { GDALBuildVRTOptionsFree(opts) }
+            return GDALBuildVRT("", Int32(pieces.count), nil, constList(names), opts, &usageError)
+        }
+    }
+    guard let vrt else {
+        throw gdalError(.writeFailed, path: destination, fallback: "cannot mosaic the pieces", hint: "")
+    }
+    defer { GDALClose(vrt) }
+    _ = withQuietGDAL { applyBandStyle(vrt, style) }
+    CPLErrorReset()
+    try createCOG(from: vrt, to: destination, resampling: resampling, compression: compression, blockSize: blockSize)
+}
+
+/// Sets nodata and description on every band, colour table and class names on band 1.
+/// Returns GDAL's error message, or nil.
+func applyBandStyle(_ ds: GDALDatasetH, _ style: BandStyle) -> String? {
+    for b in 1...GDALGetRasterCount(ds) {
+        let band = GDALGetRasterBand(ds, b)
+        if let nd = style.noDataValue, GDALSetRasterNoDataValue(band, nd) != CE_None { return "cannot set nodata" }
+        if let d = style.description { GDALSetDescription(band, d) }
+    }
+    let band1 = GDALGetRasterBand(ds, 1)
+    if let colors = style.colorTable, !colors.isEmpty {
+        let table = GDALCreateColorTable(GPI_RGB)
+        defer { GDALDestroyColorTable(table) }
+        for (i, c) in colors.enumerated() {
+            var entry = GDALColorEntry(c1: Int16(c.r), c2: Int16(c.g), c3: Int16(c.b), c4: Int16(c.a))
+            GDALSetColorEntry(table, Int32(i), &entry)
+        }
+        guard GDALSetRasterColorTable(band1, table) == CE_None else { return "cannot set the colour table" }
+        GDALSetRasterColorInterpretation(band1, GCI_PaletteIndex)
+    }
+    if let names = style.categoryNames, !names.isEmpty {
+        guard withCStringArray(names, { GDALSetRasterCategoryNames(band1, $0) }) == CE_None else {
+            return "cannot set the class names"
+        }
+    }
+    return nil
+}
+
+/// Writes an 8-bit RGB image as PNG (a quick-look), through GDAL's MEM and PNG drivers.
+/// `rgb` is band-sequential (3, height, width).
+public func writePNG(path: String, width: Int, height: Int, rgb: [UInt8]) throws {
+    GDAL.initialize()
+    precondition(rgb.count == 3 * width * height, "rgb must hold 3 × width × height bytes")
+    guard let mem = GDALGetDriverByName("MEM"), let png = GDALGetDriverByName("PNG") else {
+        throw GeoIOError(.unsupportedFormat, path: path, message: "GDAL lacks the MEM or PNG driver", hint: "")
+    }
+    let message: String? = withQuietGDAL {
+        guard let ds = GDALCreate(mem, "", Int32(width), Int32(height), 3, GDT_Byte, nil) else {
+            return takeLastGDALError() ?? "cannot create the image in memory"
+        }
+        defer { GDALClose(ds) }
+        var copy = rgb
+        let err = copy.withUnsafeMutableBytes { buf in
+            GDALDatasetRasterIOEx(ds, GF_Write, 0, 0, Int32(width), Int32(height), buf.baseAddress, Int32(width),
+                                  Int32(height), GDT_Byte, 3, nil, 1, Int64(width), Int64(width * height), nil)
+        }
+        guard err == CE_None else { return takeLastGDALError() ?? "cannot fill the image" }
+        guard let out = GDALCreateCopy(png, path, ds, 0, nil, nil, nil) else {
+            return takeLastGDALError() ?? "the PNG driver failed"
+        }
+        GDALClose(out)
+        return takeLastGDALError()
+    }
+    if let message { throw GeoIOError(.writeFailed, path: path, message: message, hint: "check free disk space") }
 }
 
 /// Deletes a raster and its sidecars (`.aux.xml`, `.ovr`, ...). The C function is `GDALDeleteDataset`.

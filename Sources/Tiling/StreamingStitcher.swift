@@ -15,11 +15,18 @@ public final class StreamingStitcher {
     private var firstRow = 0
     private var finishedGridRows = 0
 
-    public init(grid: WindowGrid, classes: Int, blend: Blend) {
+    /// A stitcher whose grid rows before `startGridRow` are already done (resuming a job): it
+    /// accepts windows from `startGridRow` on, and the image rows above `grid.rowOrigins[startGridRow]`
+    /// are considered final. To rebuild the rows still open at the restart point, start from
+    /// `grid.replayStart(forResumingAt:)` and discard the bands finished before the resume row.
+    public init(grid: WindowGrid, classes: Int, blend: Blend, startGridRow: Int = 0) {
         precondition(classes > 0)
+        precondition(startGridRow >= 0 && startGridRow <= grid.rowOrigins.count)
         self.grid = grid
         self.classes = classes
         self.blend = blend
+        finishedGridRows = startGridRow
+        firstRow = startGridRow == 0 ? 0 : grid.rowOrigins[min(startGridRow, grid.rowOrigins.count - 1)]
     }
 
     /// Rows currently held (for memory accounting).
@@ -103,22 +110,7 @@ public struct StitchedBand: Sendable {
     /// Per pixel: argmax class (first index on ties) and its softmax probability; pixels with no
     /// window get `invalidLabel` and confidence 0.
     public func labelsAndConfidence(invalidLabel: UInt8 = 255) -> (labels: [UInt8], confidence: [Float]) {
-        let n = rows.count * width
-        var labels = [UInt8](repeating: invalidLabel, count: n)
-        var confidence = [Float](repeating: 0, count: n)
-        for p in 0..<n where weight[p] > 0 {
-            var best = 0
-            var bestValue = logits[p]
-            for c in 1..<classes where logits[c * n + p] > bestValue {
-                best = c
-                bestValue = logits[c * n + p]
-            }
-            var denominator: Float = 0
-            for c in 0..<classes { denominator += expf(logits[c * n + p] - bestValue) }
-            labels[p] = UInt8(clamping: best)
-            confidence[p] = 1 / denominator
-        }
-        return (labels, confidence)
+        mergeViews([self], invalidLabel: invalidLabel)
     }
 }
 

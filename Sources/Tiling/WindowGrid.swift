@@ -76,6 +76,15 @@ public struct WindowGrid: Sendable, Equatable {
     /// All windows, row by row (mmseg's order).
     public var tiles: [Tile] { rowOrigins.indices.flatMap(tiles(inRow:)) }
 
+    /// The first grid row whose windows reach image row `rowOrigins[row]`: to resume at grid row
+    /// `row`, replay grid rows `replayStart(forResumingAt: row)..<row` (their finished rows are
+    /// already written) so the stitcher holds what it held before the interruption.
+    public func replayStart(forResumingAt row: Int) -> Int {
+        guard row > 0, row < rowOrigins.count else { return row }
+        let top = rowOrigins[row]
+        return rowOrigins.firstIndex { $0 + min(crop, imageHeight) > top } ?? row
+    }
+
     /// Image rows that are final once grid rows `0...row` have been added: no later window reaches
     /// above `rowOrigins[row + 1]`.
     public func finishedRows(afterGridRow row: Int) -> Range<Int> {

@@ -1,0 +1,66 @@
+import Foundation
+import Tiling
+
+/// How confidence (the max softmax probability) is written.
+public enum ConfidenceFormat: String, Sendable, Codable, CaseIterable {
+    /// 0...255 = probability × 255, rounded (default: small files).
+    case uint8
+    /// The probability itself.
+    case float32
+    /// No confidence raster.
+    case none
+}
+
+/// Everything `aerialseg run` needs besides the inputs.
+public struct RunOptions: Sendable {
+    public var pipeline: PipelineConfig
+    public var checkpoint: String?
+    public var outputDirectory: String
+    /// Overrides of the pipeline's tiling (nil: the pipeline's).
+    public var crop: Int?
+    public var stride: Int?
+    public var blend: Blend?
+    public var tta: TTAMode = .none
+    public var confidence: ConfidenceFormat = .uint8
+    /// Overrides the pipeline's input bands (1-based).
+    public var bands: [Int]?
+    /// Write `<stem>.preview.png`. Default true.
+    public var preview = true
+    public var backend = "onednn"
+    public var threads = 2
+
+    public init(pipeline: PipelineConfig, outputDirectory: String) {
+        self.pipeline = pipeline
+        self.outputDirectory = outputDirectory
+    }
+
+    var resolvedCrop: Int { crop ?? pipeline.tiling?.crop ?? 512 }
+    var resolvedStride: Int { stride ?? pipeline.tiling?.stride ?? resolvedCrop * 2 / 3 }
+    var resolvedBlend: Blend { blend ?? pipeline.tiling?.blend.flatMap(Blend.init(rawValue:)) ?? .mean }
+    var resolvedBands: [Int] { bands ?? pipeline.input?.bands ?? [1, 2, 3] }
+}
+
+/// Progress of one input, for the CLI's progress bar or log lines.
+public struct RunProgress: Sendable {
+    public var input: String
+    public var windowsDone: Int
+    public var windowsTotal: Int
+    public var elapsedSeconds: Double
+    public var windowsPerSecond: Double { elapsedSeconds > 0 ? Double(windowsDone) / elapsedSeconds : 0 }
+    public var etaSeconds: Double? {
+        windowsPerSecond > 0 ? Double(windowsTotal - windowsDone) / windowsPerSecond : nil
+    }
+}
+
+/// What one input produced.
+public struct RunResult: Sendable {
+    public var input: String
+    public var outputs: [String]
+    public var windowsRun: Int
+    public var windowsSkipped: Int
+    /// Grid rows taken over from an interrupted earlier run.
+    public var resumedGridRows: Int
+    public var seconds: Double
+    /// Time spent in the model alone (for the overhead figure).
+    public var modelSeconds: Double
+}

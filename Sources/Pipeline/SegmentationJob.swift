@@ -1,0 +1,239 @@
+import Foundation
+import GeoIO
+import SegCore
+import Tiling
+
+/// `aerialseg run` for one pipeline: the model is loaded once, then each input raster is segmented
+/// with sliding windows, stitched in row bands, and written as georeferenced outputs.
+///
+/// Memory does not grow with the image: windows are read one at a time through GDAL's block cache,
+/// the stitcher holds only the rows still receiving windows, and each finished row band is written
+/// at once to a small GeoTIFF in a work folder. When the last band is done, the bands are mosaicked
+/// into Cloud-Optimized GeoTIFFs in a staging folder and moved into place. A killed job finds its
+/// work folder (named after a hash of the input and every setting) and resumes after the last band
+/// that was written completely; the result is byte-identical to an uninterrupted run.
+public final class SegmentationJob {
+    public let options: RunOptions
+    public let loaded: LoadedModel
+    private let preprocessing: (mean: [Float], std: [Float], scale: Float, reverse: Bool)
+
+    /// Loads the model and validates the settings before any input is touched.
+    public init(options: RunOptions) throws {
+        self.options = options
+        _ = try WindowGrid(imageWidth: 1, imageHeight: 1, crop: options.resolvedCrop, stride: options.resolvedStride)
+        let bands = options.resolvedBands
+        guard bands.count == 3, bands.allSatisfy({ $0 >= 1 }) else {
+            throw PipelineError(path: "--bands", reason: "the model takes 3 input channels, got bands \(bands)",
+                                hint: "give three 1-based raster bands, e.g. --bands 1,2,3")
+        }
+        loaded = try ModelLoading.load(options.pipeline, checkpoint: options.checkpoint, backend: options.backend,
+                                       threads: options.threads)
+        let pre = loaded.model.preprocessing
+        // Raster bands are read in the listed order (R, G, B); a BGR-trained network gets them reversed.
+        let reverse = pre.networkOrder == .bgr
+        var mean = pre.mean, std = pre.std
+        if let m = options.pipeline.input?.mean { mean = m.map(Float.init) }
+        if let s = options.pipeline.input?.std { std = s.map(Float.init) }
+        preprocessing = (mean, std, pre.divideBy255 ? 1 / 255 : 1, reverse)
+    }
+
+    /// Notices for the user (random weights, widths from the checkpoint, ...).
+    public var notices: [String] { loaded.notices }
+
+    /// Output file names for an input.
+    public func outputNames(for input: String) -> (labels: String, confidence: String, preview: String) {
+        let stem = ((input as NSString).lastPathComponent as NSString).deletingPathExtension
+        return ("\(stem).labels.tif", "\(stem).confidence.tif", "\(stem).preview.png")
+    }
+
+    /// Segments one raster. Throws `GeoIOError` / `PipelineError` with a clear message for bad input.
+    public func run(input: String, progress: (RunProgress) -> Void = { _ in }) throws -> RunResult {
+        let start = ContinuousClock.now
+        let ds = try Dataset(path: input)
+        let bands = options.resolvedBands
+        guard bands.allSatisfy({ $0 <= ds.bandCount }) else {
+            throw PipelineError(path: input, reason: "has \(ds.bandCount) band(s) but the pipeline reads bands \(bands)",
+                                hint: "choose three bands with --bands, e.g. --bands 1,1,1 for a single band")
+        }
+        guard let transform = ds.geoTransform, let crs = ds.spatialReference else {
+            throw PipelineError(path: input, reason: "has no georeferencing (geotransform and CRS)",
+                                hint: "outputs would not be placed on Earth; add it with gdal_translate -a_srs -a_ullr")
+        }
+        let grid = try WindowGrid(imageWidth: ds.width, imageHeight: ds.height, crop: options.resolvedCrop,
+                                  stride: options.resolvedStride)
+        let names = outputNames(for: input)
+        let output = try StagedOutput(directory: options.outputDirectory)
+        let work = try WorkFolder(directory: options.outputDirectory, key: resumeKey(input: input, dataset: ds))
+        let classes = loaded.model.numClasses
+        let views = options.tta == .flip ? 2 : 1
+        let total = grid.count * views
+
+        // Resume: grid rows whose bands are on disk are done; replay the rows that still feed open rows.
+        let resumeRow = work.completedGridRows(grid)
+        let replayRow = grid.replayStart(forResumingAt: resumeRow)
+        var stitchers = (0..<views).map {
+            _ in StreamingStitcher(grid: grid, classes: classes, blend: options.resolvedBlend, startGridRow: replayRow)
+        }
+        var counts = (run: 0, skipped: 0, done: replayRow * grid.columnOrigins.count * views)
+        var modelSeconds = 0.0
+        let crop = grid.crop
+        var pixels = [Float](repeating: 0, count: 3 * crop * crop)
+        var valid = [UInt8](repeating: 0, count: crop * crop)
+
+        for row in replayRow..<grid.rowOrigins.count {
+            for view in 0..<views {
+                let tiles = view == 0 ? grid.tiles(inRow: row) : grid.mirroredTiles(inRow: row)
+                for tile in tiles {
+                    let window = PixelWindow(x: tile.x, y: tile.y, width: tile.width, height: tile.height)
+                    let n = window.pixelCount
+                    try pixels.withUnsafeMutableBufferPointer { p in
+                        try valid.withUnsafeMutableBufferPointer { v in
+                            try ds.read(window, bands: bands, into: UnsafeMutableBufferPointer(rebasing: p[0..<(3 * n)]),
+                                        validity: UnsafeMutableBufferPointer(rebasing: v[0..<n]))
+                        }
+                    }
+                    counts.done += 1
+                    defer {
+                        progress(RunProgress(input: input, windowsDone: counts.done, windowsTotal: total,
+                                             elapsedSeconds: (ContinuousClock.now - start).seconds))
+                    }
+                    guard valid[0..<n].contains(1) else {  // nothing to see here: no inference
+                        counts.skipped += 1
+                        continue
+                    }
+                    let network = makeInput(pixels, height: tile.height, width: tile.width)
+                    let t0 = ContinuousClock.now
+                    let logits = view == 0 ? try loaded.model.logits(network) : try loaded.model.flippedLogits(network)
+                    modelSeconds += (ContinuousClock.now - t0).seconds
+                    counts.run += 1
+                    logits.data.withUnsafeBufferPointer { stitchers[view].add(tile, logits: $0) }
+                }
+            }
+            let finished = stitchers.map { $0.finishGridRow(row) }
+            if row >= resumeRow, !finished[0].rows.isEmpty {
+                try writeBand(finished, gridRow: row, dataset: ds, bands: bands, transform: transform, crs: crs,
+                              work: work)
+            }
+        }
+
+        // Mosaic the bands into COGs, then the preview, all staged; move into place; drop the work folder.
+        let pieces = work.bandFiles(grid)
+        let style = BandStyle(noDataValue: 255, colorTable: loaded.palette.map { RGBA(UInt8($0[0]), UInt8($0[1]), UInt8($0[2])) },
+                              categoryNames: loaded.classes, description: "class")
+        try writeCloudOptimizedGeoTIFF(mosaicOf: pieces.labels, to: output.stagingPath(names.labels), style: style,
+                                       resampling: .mode)
+        var primaries = [names.labels]
+        if options.confidence != .none {
+            try writeCloudOptimizedGeoTIFF(mosaicOf: pieces.confidence, to: output.stagingPath(names.confidence),
+                                           style: BandStyle(description: "confidence"), resampling: .average)
+            primaries.append(names.confidence)
+        }
+        if options.preview {
+            try writePreview(labels: output.stagingPath(names.labels), to: output.stagingPath(names.preview))
+            primaries.append(names.preview)
+        }
+        try output.commit(primaries: primaries)
+        work.remove()
+        return RunResult(input: input, outputs: primaries.map(output.finalPath), windowsRun: counts.run,
+                         windowsSkipped: counts.skipped, resumedGridRows: resumeRow,
+                         seconds: (ContinuousClock.now - start).seconds, modelSeconds: modelSeconds)
+    }
+
+    /// (3, h, w) raster values → the network's normalised 1×3×h×w input.
+    private func makeInput(_ pixels: [Float], height: Int, width: Int) -> Tensor {
+        let n = height * width
+        var data = [Float](repeating: 0, count: 3 * n)
+        let (mean, std, scale, reverse) = preprocessing
+        for c in 0..<3 {
+            let source = reverse ? 2 - c : c
+            for i in 0..<n { data[c * n + i] = (pixels[source * n + i] * scale - mean[c]) / std[c] }
+        }
+        return Tensor(shape: [1, 3, height, width], data: data)
+    }
+
+    /// Labels and confidence of finished rows → two small GeoTIFFs in the work folder.
+    private func writeBand(_ views: [StitchedBand], gridRow: Int, dataset: Dataset, bands: [Int],
+                           transform: GeoTransform, crs: SpatialReference, work: WorkFolder) throws {
+        var (labels, confidence) = mergeViews(views)
+        let band = views[0]
+        // Invalid input pixels (nodata, alpha, mask): label 255, confidence 0.
+        let chunk = 1024
+        var scratch = [Float](repeating: 0, count: 3 * chunk * band.rows.count)
+        var valid = [UInt8](repeating: 0, count: chunk * band.rows.count)
+        for x0 in stride(from: 0, to: band.width, by: chunk) {
+            let window = PixelWindow(x: x0, y: band.rows.lowerBound, width: min(chunk, band.width - x0),
+                                     height: band.rows.count)
+            try scratch.withUnsafeMutableBufferPointer { s in
+                try valid.withUnsafeMutableBufferPointer { v in
+                    try dataset.read(window, bands: bands, into: s, validity: v)
+                }
+            }
+            for r in 0..<window.height {
+                for i in 0..<window.width where valid[r * window.width + i] == 0 {
+                    labels[r * band.width + x0 + i] = 255
+                    confidence[r * band.width + x0 + i] = 0
+                }
+            }
+        }
+        let region = PixelWindow(x: 0, y: band.rows.lowerBound, width: band.width, height: band.rows.count)
+        var spec = RasterSpec(width: band.width, height: band.rows.count)
+        spec.geoTransform = transform.window(region)
+        spec.crsWKT = crs.wkt
+        spec.noDataValue = 255
+        let whole = PixelWindow(x: 0, y: 0, width: band.width, height: band.rows.count)
+        try work.write(gridRow: gridRow, kind: "labels") { path in
+            let writer = try RasterWriter(path: path, spec: spec)
+            try labels.withUnsafeBufferPointer { try writer.write(whole, bytes: $0) }
+            try writer.close()
+        }
+        if options.confidence != .none {
+            var confSpec = spec
+            confSpec.noDataValue = nil
+            confSpec.dataType = options.confidence == .float32 ? .float32 : .byte
+            let values = options.confidence == .float32 ? confidence : confidence.map { ($0 * 255).rounded() }
+            try work.write(gridRow: gridRow, kind: "confidence") { path in
+                let writer = try RasterWriter(path: path, spec: confSpec)
+                try values.withUnsafeBufferPointer { try writer.write(whole, values: $0) }
+                try writer.close()
+            }
+        }
+        try work.markDone(gridRow: gridRow)
+    }
+
+    /// A palette quick-look of the labels, at most 2048 pixels on its long side.
+    private func writePreview(labels: String, to path: String) throws {
+        let ds = try Dataset(path: labels)
+        let factor = max(1, Int((Double(max(ds.width, ds.height)) / 2048).rounded(.up)))
+        let w = max(1, ds.width / factor), h = max(1, ds.height / factor)
+        let ids = try ds.readBytes(band: 1, decimatedTo: w, h)
+        var rgb = [UInt8](repeating: 0, count: 3 * w * h)
+        for (i, id) in ids.enumerated() where Int(id) < loaded.palette.count {
+            for c in 0..<3 { rgb[c * w * h + i] = UInt8(clamping: loaded.palette[Int(id)][c]) }
+        }
+        try writePNG(path: path, width: w, height: h, rgb: rgb)
+    }
+
+    /// A stable key for the work folder: the input (path, size, modification time) and every setting
+    /// that changes the result.
+    private func resumeKey(input: String, dataset: Dataset) -> String {
+        let attributes = try? FileManager.default.attributesOfItem(atPath: input)
+        let size = (attributes?[.size] as? NSNumber)?.int64Value ?? -1
+        let modified = (attributes?[.modificationDate] as? Date)?.timeIntervalSince1970 ?? 0
+        let model = (try? JSONEncoder().encode(options.pipeline.model)).map { String(decoding: $0, as: UTF8.self) } ?? ""
+        let parts = [URL(fileURLWithPath: input).standardizedFileURL.path, "\(size)", "\(modified)",
+                     "\(dataset.width)x\(dataset.height)", model, options.checkpoint ?? "random", loaded.weightsLabel,
+                     "\(options.resolvedCrop)", "\(options.resolvedStride)", options.resolvedBlend.rawValue,
+                     options.tta.rawValue, options.confidence.rawValue, "\(options.resolvedBands)", options.backend,
+                     "\(preprocessing.mean)\(preprocessing.std)"]
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325  // FNV-1a
+        for byte in parts.joined(separator: "\u{1F}").utf8 {
+            hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3
+        }
+        let stem = ((input as NSString).lastPathComponent as NSString).deletingPathExtension
+        return "\(stem)-\(String(hash, radix: 16))"
+    }
+}
+
+extension Duration {
+    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) * 1e-18 }
+}

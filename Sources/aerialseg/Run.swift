@@ -1,0 +1,147 @@
+import ArgumentParser
+import Foundation
+import Pipeline
+import Tiling
+
+/// `aerialseg run PIPELINE.yaml --input PATH... --output DIR [...]`
+struct Run: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Segment orthophotos of any size into georeferenced label and confidence COGs and a preview.",
+        discussion: """
+            Each input is independent: one failing does not stop the others. Exit code 0 when all \
+            succeeded, 1 when some inputs failed, 2 for a usage or configuration error. An interrupted \
+            run resumes where it stopped when the same command is run again.
+            """)
+
+    @Argument(help: "A pipeline file (Pipelines/*.yaml).")
+    var pipeline: String
+
+    @Option(name: .long, parsing: .upToNextOption, help: "Input rasters: files, folders or glob patterns.")
+    var input: [String]
+
+    @Option(help: "Output folder (created if needed).")
+    var output: String
+
+    @Option(help: "Checkpoint (.pth or .safetensors); random weights when omitted (benchmarks and tests only).")
+    var checkpoint: String?
+
+    @Option(help: "Crop (window) size in pixels; default: the pipeline's.")
+    var crop: Int?
+
+    @Option(help: "Stride between windows; default: the pipeline's.")
+    var stride: Int?
+
+    @Option(help: "mean (mmseg's average) or hann (seam-free).")
+    var blend: String?
+
+    @Option(help: "Test-time augmentation: none or flip.")
+    var tta = "none"
+
+    @Option(help: "Confidence raster: uint8, float32 or none.")
+    var confidence = "uint8"
+
+    @Option(help: "Raster bands read as the model's R,G,B, e.g. 1,2,3.")
+    var bands: String?
+
+    @Flag(help: "Do not write the preview PNG.")
+    var noPreview = false
+
+    @Option(help: "onednn (default) or reference.")
+    var backend = "onednn"
+
+    @Option(help: "Threads.")
+    var threads = 2
+
+    @Flag(help: "No progress output.")
+    var quiet = false
+
+    func validate() throws {
+        if Blend(rawValue: blend ?? "mean") == nil { throw ValidationError("--blend must be mean or hann") }
+        if TTAMode(rawValue: tta) == nil { throw ValidationError("--tta must be none or flip") }
+        if ConfidenceFormat(rawValue: confidence) == nil {
+            throw ValidationError("--confidence must be uint8, float32 or none")
+        }
+        if let bands, parseBands(bands) == nil { throw ValidationError("--bands takes 1-based numbers, e.g. 1,2,3") }
+        if input.isEmpty { throw ValidationError("give at least one --input") }
+    }
+
+    func parseBands(_ text: String) -> [Int]? {
+        let values = text.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
+        return values.contains(nil) || values.isEmpty ? nil : values.compactMap { $0 }
+    }
+
+    func run() async throws {
+        let job: SegmentationJob
+        let inputs: [String]
+        do {
+            var options = RunOptions(pipeline: try PipelineConfig.load(path: pipeline), outputDirectory: output)
+            options.checkpoint = checkpoint
+            options.crop = crop
+            options.stride = stride
+            options.blend = blend.flatMap(Blend.init(rawValue:))
+            options.tta = TTAMode(rawValue: tta) ?? .none
+            options.confidence = ConfidenceFormat(rawValue: confidence) ?? .uint8
+            options.bands = bands.flatMap(parseBands)
+            options.preview = !noPreview
+            options.backend = backend
+            options.threads = threads
+            inputs = try InputExpansion.expand(input)
+            job = try SegmentationJob(options: options)
+        } catch {
+            throw fail(error)
+        }
+        if !quiet { job.notices.forEach { printError("aerialseg: note: \($0)") } }
+        var failures = 0
+        for path in inputs {
+            let reporter = ProgressReporter(enabled: !quiet)
+            do {
+                let result = try job.run(input: path) { reporter.update($0) }
+                reporter.finish()
+                let resumed = result.resumedGridRows > 0 ? ", resumed after \(result.resumedGridRows) row bands" : ""
+                print(String(format: "%@: %d windows (%d skipped, no valid pixels) in %.1f s, model %.1f s%@",
+                             path, result.windowsRun, result.windowsSkipped, result.seconds, result.modelSeconds, resumed))
+                result.outputs.forEach { print("  \($0)") }
+            } catch {
+                reporter.finish()
+                printError("aerialseg: error: \(error)")
+                failures += 1
+            }
+        }
+        if inputs.count > 1 {
+            print("\(inputs.count - failures) of \(inputs.count) inputs done, \(failures) failed")
+        }
+        if failures > 0 { throw ExitCode(1) }
+    }
+}
+
+/// Progress on stderr: a bar when stderr is a terminal, a log line every 10 s otherwise.
+final class ProgressReporter {
+    let enabled: Bool
+    let isTerminal = isatty(STDERR_FILENO) != 0
+    var lastLine = 0.0
+    var drew = false
+
+    init(enabled: Bool) { self.enabled = enabled }
+
+    func update(_ p: RunProgress) {
+        guard enabled else { return }
+        let eta = p.etaSeconds.map { String(format: "ETA %dm%02ds", Int($0) / 60, Int($0) % 60) } ?? "ETA --"
+        if isTerminal {
+            let width = 30
+            let filled = p.windowsTotal > 0 ? width * p.windowsDone / p.windowsTotal : width
+            let bar = String(repeating: "█", count: filled) + String(repeating: "·", count: width - filled)
+            FileHandle.standardError.write(Data(String(format: "\r%@ %d/%d windows %.1f/s %@ ", bar, p.windowsDone,
+                                                       p.windowsTotal, p.windowsPerSecond, eta).utf8))
+            drew = true
+        } else if p.elapsedSeconds - lastLine >= 10 || p.windowsDone == p.windowsTotal {
+            lastLine = p.elapsedSeconds
+            printError(String(format: "aerialseg: %@: %d/%d windows, %.1f windows/s, %@", p.input, p.windowsDone,
+                              p.windowsTotal, p.windowsPerSecond, eta))
+        }
+    }
+
+    func finish() {
+        if drew { FileHandle.standardError.write(Data("\n".utf8)) }
+        drew = false
+    }
+}

@@ -33,6 +33,7 @@ let package = Package(
         .testTarget(name: "GeoIOTests", dependencies: ["GeoIO", "TestSupport"]),
         .testTarget(name: "SegCoreTests", dependencies: ["SegCore", "TestSupport"]),
         .testTarget(name: "TilingTests", dependencies: ["Tiling"]),
+        .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "GeoIO", "SegCore", "Tiling", "TestSupport"]),
         .testTarget(name: "CLITests", dependencies: ["aerialseg", "TestSupport"]),
     ],
     swiftLanguageModes: [.v6]

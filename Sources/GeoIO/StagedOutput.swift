@@ -35,12 +35,24 @@ public final class StagedOutput {
             throw GeoIOError(.notWritable, path: directory, message: "the output folder is not writable",
                              hint: "choose another folder or fix its permissions")
         }
-        staging = self.directory.appendingPathComponent(".aerialseg-staging-\(UUID().uuidString.prefix(12))")
+        Self.removeAbandonedStaging(in: self.directory)
+        let pid = ProcessInfo.processInfo.processIdentifier
+        staging = self.directory.appendingPathComponent(".aerialseg-staging-\(pid)-\(UUID().uuidString.prefix(8))")
         do {
             try fm.createDirectory(at: staging, withIntermediateDirectories: false)
         } catch {
             throw GeoIOError(.notWritable, path: directory, message: "cannot create files in the output folder",
                              hint: "check free space and permissions")
+        }
+    }
+
+    /// Removes staging folders left by processes that no longer run (killed jobs).
+    static func removeAbandonedStaging(in directory: URL) {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: directory.path)) ?? []
+        for name in names where name.hasPrefix(".aerialseg-staging-") {
+            let pidText = name.dropFirst(".aerialseg-staging-".count).prefix { $0.isNumber }
+            guard let pid = Int32(pidText), kill(pid, 0) != 0, errno == ESRCH else { continue }
+            try? FileManager.default.removeItem(at: directory.appendingPathComponent(name))
         }
     }
 

@@ -36,8 +36,8 @@ struct ConvCounter<Base: Backend>: Backend {
     func download(_ x: Activation) -> Tensor { base.download(x) }
     func shape(of x: Activation) -> Shape4 { base.shape(of: x) }
 
-    func conv2d(_ x: Activation, _ conv: Conv, residual: Activation?) -> Activation {
-        let y = base.conv2d(x, conv.base, residual: residual)
+    func conv2d(_ x: Activation, _ conv: Conv, residual: Activation?) throws -> Activation {
+        let y = try base.conv2d(x, conv.base, residual: residual)
         let s = base.shape(of: y)
         counter.add(s.n * s.c * s.h * s.w * conv.macsPerOutput)
         return y

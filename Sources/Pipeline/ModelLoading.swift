@@ -41,17 +41,24 @@ public enum ModelLoading {
                 throw PipelineError(path: backend, reason: "unknown backend", hint: "use onednn or reference")
             }
         }
+        func misfit(_ error: WeightError) -> PipelineError {
+            PipelineError(path: checkpoint ?? "weights", reason: "the checkpoint does not fit the model: \(error)",
+                          hint: "is it the pipeline's architecture?")
+        }
         let model: SegmentationModel
         do {
             model = try build(pipeline.model)
         } catch let error as WeightError where error.kind == .mismatchedSize && checkpoint != nil {
             // A fine-tuned checkpoint: same architecture, other widths or class count.
-            model = try build(pipeline.model.withoutWidths())
+            do {
+                model = try build(pipeline.model.withoutWidths())
+            } catch is WeightError {
+                throw misfit(error)
+            }
             notices.append("the checkpoint's widths or class count differ from the pipeline (\(error.key)); "
                            + "using the checkpoint's")
         } catch let error as WeightError {
-            throw PipelineError(path: checkpoint ?? "weights", reason: "the checkpoint does not fit the model: "
-                                + error.description, hint: "is it the pipeline's architecture?")
+            throw misfit(error)
         }
         let n = model.numClasses
         var classes = meta.classes ?? pipeline.classes ?? []

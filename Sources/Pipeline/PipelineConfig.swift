@@ -55,6 +55,9 @@ public struct PipelineConfig: Codable, Sendable {
         var config: PipelineConfig
         do {
             config = try YAMLDecoder().decode(PipelineConfig.self, from: data)
+        } catch DecodingError.dataCorrupted(let context) where context.underlyingError != nil {
+            throw PipelineError(path: path, reason: "malformed YAML: \(oneLine(context.underlyingError!))",
+                                hint: "check indentation and quoting")
         } catch let error as DecodingError {
             throw PipelineError(path: path, reason: "invalid pipeline: \(describe(error))",
                                 hint: "see the pipeline schema in README.md")

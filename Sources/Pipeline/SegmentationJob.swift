@@ -219,7 +219,9 @@ public final class SegmentationJob {
         let attributes = try? FileManager.default.attributesOfItem(atPath: input)
         let size = (attributes?[.size] as? NSNumber)?.int64Value ?? -1
         let modified = (attributes?[.modificationDate] as? Date)?.timeIntervalSince1970 ?? 0
-        let model = (try? JSONEncoder().encode(options.pipeline.model)).map { String(decoding: $0, as: UTF8.self) } ?? ""
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys  // dictionary order is randomised per process
+        let model = (try? encoder.encode(options.pipeline.model)).map { String(decoding: $0, as: UTF8.self) } ?? ""
         let parts = [URL(fileURLWithPath: input).standardizedFileURL.path, "\(size)", "\(modified)",
                      "\(dataset.width)x\(dataset.height)", model, options.checkpoint ?? "random", loaded.weightsLabel,
                      "\(options.resolvedCrop)", "\(options.resolvedStride)", options.resolvedBlend.rawValue,

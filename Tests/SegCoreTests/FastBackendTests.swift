@@ -125,7 +125,8 @@ import Testing
         // Twice: the second call reuses the cached primitive and pooled buffers.
         var worstSeen: Float = 0
         for _ in 0..<2 {
-            let y = backend.download(backend.conv2d(backend.upload(x), conv, residual: residual.map(backend.upload)))
+            let y = backend.download(try backend.conv2d(backend.upload(x), conv,
+                                                       residual: residual.map(backend.upload)))
             #expect(y.shape == expected.shape)
             var worst: Float = 0
             for i in expected.data.indices {
@@ -222,86 +223,23 @@ import Testing
     }
 }
 
-/// Every seed model on FastBackend against mmseg's own outputs (`../shared/fixtures/mmseg`):
-/// backbone/neck features, raw head output, whole and flipped logits, each within 1e-4.
-@Suite struct FastBackendParityTests {
-    static let models = [
-        "fcn_r18_d8", "fcn_r50_d8", "dlv3_r101_d16_mg124", "dlv3p_r18_d8_potsdam", "dlv3p_r18b_d8_v1b",
-        "dlv3p_r50_d8_potsdam", "fastfcn_jpu_psp_r50_d32", "fastfcn_jpu_aspp_r50_d32", "fastfcn_jpu_enc_r50_d32",
-        "regseg_exp48_decoder26",
-    ]
-
-    /// The float32 array `name` of case `caseName`, as oracle.json lists it; nil if not listed.
-    static func oracleTensor(_ folder: URL, _ json: [String: Any], _ caseName: String, _ name: String) throws
-        -> Tensor? {
-        guard let info = (json["cases"] as? [String: Any])?[caseName] as? [String: Any],
-              let dir = info["dir"] as? String,
-              let entry = (info["arrays"] as? [String: Any])?[name] as? [String: Any],
-              let bin = entry["bin"] as? String, entry["dtype"] as? String == "float32",
-              let shape = entry["shape"] as? [Int] else { return nil }
-        let data = try Data(contentsOf: folder.appendingPathComponent(dir).appendingPathComponent(bin))
-        let count = shape.reduce(1, *)
-        guard data.count == count * 4 else { return nil }
-        var values = [Float](repeating: 0, count: count)
-        _ = values.withUnsafeMutableBytes { data.copyBytes(to: $0) }
-        return Tensor(shape: shape, data: values)
-    }
-
-    @Test("FastBackend matches mmseg on every seed model", arguments: models, ["64x64", "96x80"])
-    func fixture(model: String, caseName: String) throws {
-        guard let folder = Fixtures.shared("fixtures/mmseg/\(model)") else { return }
-        guard let backend = FastBackendTests.backend else { Issue.record("oneDNN engine could not be created"); return }
-        let jsonData = try Data(contentsOf: folder.appendingPathComponent("oracle.json"))
-        let json = try JSONSerialization.jsonObject(with: jsonData) as? [String: Any] ?? [:]
-        let config = try ModelConfig.decode(json: jsonData, source: folder.path)
-        let weights = try Checkpoint.load(path: folder.appendingPathComponent("weights.safetensors").path)
-        let net = try SegmentationModel(config: config, weights: weights.floatTensors(), backend: backend)
-        let input = try #require(try Self.oracleTensor(folder, json, caseName, "input"), "\(model): no input")
-
-        var report: [String] = []
-        var compared = 0
-        func compare(_ label: String, _ ours: Tensor, _ name: String) throws {
-            guard let theirs = try Self.oracleTensor(folder, json, caseName, name) else { return }
-            #expect(ours.shape == theirs.shape, "\(model) \(caseName) \(label): \(ours.shape) vs \(theirs.shape)")
-            guard ours.shape == theirs.shape else { return }
-            var worst: Float = 0
-            for i in ours.data.indices { worst = max(worst, abs(ours.data[i] - theirs.data[i])) }
-            report.append("\(label) \(String(format: "%.1e", worst))")
-            compared += 1
-            #expect(worst <= 1e-4, "\(model) \(caseName) \(label): max abs diff \(worst)")
-        }
-        let forward = try net.forward(input)
-        let backboneNames = config.isRegSeg
-            ? ["feat_stem", "feat_body_4", "feat_body_8", "feat_body_16"]
-            : forward.backbone.indices.map { "feat_backbone_\($0)" }
-        for (feature, name) in zip(forward.backbone, backboneNames) { try compare(name, feature, name) }
-        for (i, feature) in forward.neck.enumerated() { try compare("neck\(i)", feature, "feat_neck_\(i)") }
-        try compare("decode_raw", forward.decodeRaw, "decode_raw")
-        try compare("logits", try net.logits(input), config.isRegSeg ? "logits" : "logits_whole")
-        try compare("logits_flip", try net.flippedLogits(input), "logits_flip")
-        #expect(compared >= 3, "\(model) \(caseName): only \(compared) arrays found to compare")
-        print("fast parity \(model) \(caseName): " + report.joined(separator: ", "))
-    }
-
+/// FastBackend under concurrent use (its parity with mmseg is `ModelParityTests`, on both backends).
+@Suite struct FastBackendConcurrencyTests {
     /// Two threads running one model on one backend get the serial result (convolutions share
     /// primitives and buffers behind a lock; the other ops and the buffer pool run concurrently).
     @Test func concurrentInferenceMatchesSerial() async throws {
         guard let folder = Fixtures.shared("fixtures/mmseg/dlv3p_r18_d8_potsdam") else { return }
-        guard let backend = FastBackendTests.backend else { Issue.record("oneDNN engine could not be created"); return }
-        let jsonData = try Data(contentsOf: folder.appendingPathComponent("oracle.json"))
-        let json = try JSONSerialization.jsonObject(with: jsonData) as? [String: Any] ?? [:]
-        let config = try ModelConfig.decode(json: jsonData, source: folder.path)
+        let oracle = try Oracle(folder)
         let weights = try Checkpoint.load(path: folder.appendingPathComponent("weights.safetensors").path)
-        let net = try SegmentationModel(config: config, weights: weights.floatTensors(), backend: backend)
-        let input = try #require(try Self.oracleTensor(folder, json, "96x80", "input"))
+        let net = try TestBackend.onednn.model(oracle.config, weights.floatTensors())
+        let input = try oracle.tensor(try #require(oracle.array("96x80", "input")))
         let serial = try net.logits(input)
         let results = try await withThrowingTaskGroup(of: Tensor.self) { group in
             for _ in 0..<4 { group.addTask { try net.logits(input) } }
             return try await group.reduce(into: [Tensor]()) { $0.append($1) }
         }
         for result in results {
-            var worst: Float = 0
-            for i in serial.data.indices { worst = max(worst, abs(result.data[i] - serial.data[i])) }
+            let worst = maxAbsDiff(result, serial)
             #expect(worst <= 1e-6, "concurrent run differs from the serial one by \(worst)")
         }
     }

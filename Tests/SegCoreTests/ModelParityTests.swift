@@ -4,7 +4,7 @@ import TestSupport
 import Testing
 
 /// One fixture folder: mmseg's model description and, per case, the arrays mmseg computed.
-private struct Oracle {
+struct Oracle {
     struct Array: Sendable {
         let file: URL
         let dtype: String
@@ -84,26 +84,60 @@ private func labelMismatches(_ ours: [Int32], _ oracle: [Int32], oracleLogits: T
     return bad + abs(ours.count - oracle.count)
 }
 
-/// Runs one fixture case through our reference backend and compares every array mmseg wrote.
-/// With `requireAll`, every array the oracle lists must exist; otherwise missing files are skipped.
-private func checkParity(folder: URL, caseName: String, requireAll: Bool) throws {
+/// The backends every parity test runs on. The oneDNN one (`FastBackendTests.backend`) is created
+/// once and shared by every model, so its primitive caches and buffer pool see them all in turn.
+enum TestBackend: String, CaseIterable, Sendable, CustomTestStringConvertible {
+    case reference, onednn
+
+    var testDescription: String { rawValue }
+
+    /// `config` with `weights` on this backend.
+    func model(_ config: ModelConfig, _ weights: [String: Tensor]) throws -> SegmentationModel {
+        switch self {
+        case .reference: return try SegmentationModel(config: config, weights: weights, backend: ReferenceBackend())
+        case .onednn:
+            let backend = try #require(FastBackendTests.backend, "oneDNN engine could not be created")
+            return try SegmentationModel(config: config, weights: weights, backend: backend)
+        }
+    }
+}
+
+/// Arrays of the fixtures that belong to other modules' tests: slide inference and TTA (Pipeline)
+/// and EncNet's training-only SE-loss logits.
+private func isCheckedElsewhere(_ name: String) -> Bool {
+    name == "logits_slide" || name == "decode_se_logits" || name.hasPrefix("tta_")
+}
+
+/// Runs one fixture case on `backend` and compares every array mmseg wrote: the preprocessed
+/// input, backbone and neck features, the raw head output, whole-image, original-size and
+/// flipped logits (max |diff| ≤ 1e-4) and the labels (equal where the oracle's top-2 margin ≥ 1e-4).
+/// With `requireAll`, every array the oracle lists must exist and be compared (except those
+/// `isCheckedElsewhere`); otherwise missing files are skipped.
+func checkParity(folder: URL, caseName: String, backend: TestBackend, requireAll: Bool) throws {
     let tolerance: Float = 1e-4
     let oracle = try Oracle(folder)
+    var compared: Set<String> = []
     func array(_ name: String) -> Oracle.Array? {
         guard let a = oracle.array(caseName, name) else { return nil }
         if !requireAll && !FileManager.default.fileExists(atPath: a.file.path) { return nil }
+        compared.insert(name)
         return a
     }
     let checkpoint = try Checkpoint.load(path: folder.appendingPathComponent("weights.safetensors").path)
-    let model = try SegmentationModel(config: oracle.config, weights: checkpoint.floatTensors(),
-                                      backend: ReferenceBackend())
-    let name = "\(folder.lastPathComponent) \(caseName)"
+    let model = try backend.model(oracle.config, checkpoint.floatTensors())
+    let name = "\(folder.lastPathComponent) \(caseName) \(backend)"
     var report: [String] = []
     func compare(_ label: String, _ ours: Tensor, _ theirs: Tensor) {
         let diff = maxAbsDiff(ours, theirs)
         report.append("\(label) \(String(format: "%.2e", diff))")
         #expect(ours.shape == theirs.shape, "\(name) \(label): shape \(ours.shape) vs mmseg \(theirs.shape)")
         #expect(diff <= tolerance, "\(name) \(label): max abs diff \(diff)")
+    }
+    func compareLabels(_ label: String, _ logits: Tensor, _ oracleLogits: Tensor) throws {
+        guard let p = array(label) else { return }
+        let bad = labelMismatches(SegmentationModel.argmax(logits), try oracle.labels(p), oracleLogits: oracleLogits)
+        report.append("\(label) \(bad)")
+        #expect(bad == 0, "\(name): \(bad) labels differ from mmseg's \(label)")
     }
 
     // Preprocessing: image_bgr_u8 → input.
@@ -122,8 +156,10 @@ private func checkParity(folder: URL, caseName: String, requireAll: Bool) throws
     let backboneNames = oracle.config.isRegSeg
         ? ["feat_stem", "feat_body_4", "feat_body_8", "feat_body_16"]
         : (0..<forward.backbone.count).map { "feat_backbone_\($0)" }
-    #expect(oracle.config.isRegSeg || array("feat_backbone_\(forward.backbone.count)") == nil,
+    #expect(oracle.config.isRegSeg || oracle.array(caseName, "feat_backbone_\(forward.backbone.count)") == nil,
             "\(name): mmseg returned more backbone features than we do")
+    #expect(oracle.array(caseName, "feat_neck_\(forward.neck.count)") == nil,
+            "\(name): mmseg returned more neck features than we do")
     for (i, key) in backboneNames.enumerated() {
         guard let a = array(key) else { continue }
         try #require(i < forward.backbone.count, "\(name): missing backbone output \(i)")
@@ -131,36 +167,41 @@ private func checkParity(folder: URL, caseName: String, requireAll: Bool) throws
     }
     for (i, feature) in forward.neck.enumerated() {
         guard let a = array("feat_neck_\(i)") else { continue }
-        compare("neck\(i)", feature, try oracle.tensor(a))
+        compare("feat_neck_\(i)", feature, try oracle.tensor(a))
     }
     if let a = array("decode_raw") { compare("decode_raw", forward.decodeRaw, try oracle.tensor(a)) }
 
     // Whole inference, labels, original-size logits, flip.
-    let logitsName = oracle.config.isRegSeg ? "logits" : "logits_whole"
     let logits = try model.logits(input)
-    if let a = array(logitsName) {
+    if let a = array(oracle.config.isRegSeg ? "logits" : "logits_whole") {
         let theirs = try oracle.tensor(a)
-        compare(logitsName, logits, theirs)
-        if let p = array(oracle.config.isRegSeg ? "pred" : "pred_whole") {
-            let bad = labelMismatches(SegmentationModel.argmax(logits), try oracle.labels(p), oracleLogits: theirs)
-            report.append("pred \(bad)")
-            #expect(bad == 0, "\(name): \(bad) labels differ from mmseg's pred_whole")
-        }
+        compare("logits_whole", logits, theirs)
+        try compareLabels(oracle.config.isRegSeg ? "pred" : "pred_whole", logits, theirs)
     }
-    if let a = array("logits_ori"), let ori = oracle.caseInfo(caseName)["ori_shape_for_logits_ori"] as? [Int] {
+    if let a = array("logits_ori") {
+        let ori = try #require(oracle.caseInfo(caseName)["ori_shape_for_logits_ori"] as? [Int],
+                               "\(name): logits_ori without ori_shape_for_logits_ori")
         let theirs = try oracle.tensor(a)
-        let ours = model.resizeLogits(logits, to: Size2(height: ori[0], width: ori[1]))
+        let ours = try model.resizeLogits(logits, to: Size2(height: ori[0], width: ori[1]))
         compare("logits_ori", ours, theirs)
-        if let p = array("pred_ori") {
-            let bad = labelMismatches(SegmentationModel.argmax(ours), try oracle.labels(p), oracleLogits: theirs)
-            report.append("pred_ori \(bad)")
-            #expect(bad == 0, "\(name): \(bad) labels differ from mmseg's pred_ori")
-        }
+        try compareLabels("pred_ori", ours, theirs)
     }
     if let a = array("logits_flip") {
         compare("logits_flip", try model.flippedLogits(input), try oracle.tensor(a))
     }
+    if requireAll {
+        let listed = (oracle.caseInfo(caseName)["arrays"] as? [String: Any] ?? [:]).keys
+        let unchecked = listed.filter { !compared.contains($0) && !isCheckedElsewhere($0) }.sorted()
+        #expect(unchecked.isEmpty, "\(name): arrays not compared: \(unchecked)")
+    }
     print("parity \(name): " + report.joined(separator: ", "))
+}
+
+/// One case of one shared fixture.
+struct FixtureCase: Sendable, CustomTestStringConvertible {
+    let model: String
+    let caseName: String
+    var testDescription: String { "\(model) \(caseName)" }
 }
 
 @Suite("Model parity with mmsegmentation")
@@ -170,22 +211,25 @@ struct ModelParityTests {
         "dlv3p_r50_d8_potsdam", "fastfcn_jpu_psp_r50_d32", "fastfcn_jpu_aspp_r50_d32", "fastfcn_jpu_enc_r50_d32",
         "regseg_exp48_decoder26",
     ]
+    static let fixtureCases = models.flatMap { model in
+        ["64x64", "96x80"].map { FixtureCase(model: model, caseName: $0) }
+    }
 
-    @Test("every seed model matches mmseg's outputs", arguments: models, ["64x64", "96x80"])
-    func sharedFixture(model: String, caseName: String) throws {
-        guard let folder = Fixtures.shared("fixtures/mmseg/\(model)") else { return }
-        try checkParity(folder: folder, caseName: caseName, requireAll: true)
+    @Test("every seed model matches mmseg's outputs", arguments: fixtureCases, TestBackend.allCases)
+    func sharedFixture(_ fixture: FixtureCase, backend: TestBackend) throws {
+        guard let folder = Fixtures.shared("fixtures/mmseg/\(fixture.model)") else { return }
+        try checkParity(folder: folder, caseName: fixture.caseName, backend: backend, requireAll: true)
     }
 
     /// Runs from `Tests/Fixtures`, so it also runs where `../shared` is absent.
-    @Test("DeepLabV3+ R-18 Potsdam matches mmseg from the committed fixture")
-    func localFixture() throws {
+    @Test("DeepLabV3+ R-18 Potsdam matches mmseg from the committed fixture", arguments: TestBackend.allCases)
+    func localFixture(backend: TestBackend) throws {
         let folder = Fixtures.local("mmseg/dlv3p_r18_d8_potsdam")
         guard FileManager.default.fileExists(atPath: folder.appendingPathComponent("weights.safetensors").path) else {
             print("skipped: localFixture: \(folder.path)/weights.safetensors is missing")
             return
         }
-        try checkParity(folder: folder, caseName: "64x64", requireAll: false)
+        try checkParity(folder: folder, caseName: "64x64", backend: backend, requireAll: false)
     }
 
     @Test("a checkpoint that does not fit the description is rejected with the key and both shapes")

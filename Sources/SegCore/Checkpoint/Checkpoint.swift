@@ -149,49 +149,25 @@ public struct StoredTensor: Sendable, Equatable {
 
     /// The values as Float32 for floating dtypes (float64 is rounded), nil for integer/bool tensors.
     public func floats() -> [Float]? {
-        let n = bytes.count / dtype.itemSize
         switch dtype {
-        case .float32:
-            return [Float](unsafeUninitializedCapacity: n) { out, done in
-                bytes.withUnsafeBytes { raw in
-                    for i in 0..<n {
-                        let bits = raw.loadUnaligned(fromByteOffset: 4 * i, as: UInt32.self).littleEndian
-                        out[i] = Float(bitPattern: bits)
-                    }
+        case .float32: return decoded(UInt32.self) { Float(bitPattern: $0) }
+        case .float64: return decoded(UInt64.self) { Float(Double(bitPattern: $0)) }
+        case .float16: return decoded(UInt16.self, halfToFloat)
+        case .bfloat16: return decoded(UInt16.self) { Float(bitPattern: UInt32($0) << 16) }
+        default: return nil
+        }
+    }
+
+    /// `bytes` read as little-endian words of type `T`, each converted by `convert`.
+    private func decoded<T: FixedWidthInteger & BitwiseCopyable>(_: T.Type, _ convert: (T) -> Float) -> [Float] {
+        let size = MemoryLayout<T>.size, n = bytes.count / size
+        return [Float](unsafeUninitializedCapacity: n) { out, done in
+            bytes.withUnsafeBytes { raw in
+                for i in 0..<n {
+                    out[i] = convert(raw.loadUnaligned(fromByteOffset: size * i, as: T.self).littleEndian)
                 }
-                done = n
             }
-        case .float64:
-            return [Float](unsafeUninitializedCapacity: n) { out, done in
-                bytes.withUnsafeBytes { raw in
-                    for i in 0..<n {
-                        let bits = raw.loadUnaligned(fromByteOffset: 8 * i, as: UInt64.self).littleEndian
-                        out[i] = Float(Double(bitPattern: bits))
-                    }
-                }
-                done = n
-            }
-        case .float16:
-            return [Float](unsafeUninitializedCapacity: n) { out, done in
-                bytes.withUnsafeBytes { raw in
-                    for i in 0..<n {
-                        out[i] = halfToFloat(raw.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self).littleEndian)
-                    }
-                }
-                done = n
-            }
-        case .bfloat16:
-            return [Float](unsafeUninitializedCapacity: n) { out, done in
-                bytes.withUnsafeBytes { raw in
-                    for i in 0..<n {
-                        let bits = raw.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self).littleEndian
-                        out[i] = Float(bitPattern: UInt32(bits) << 16)
-                    }
-                }
-                done = n
-            }
-        default:
-            return nil
+            done = n
         }
     }
 

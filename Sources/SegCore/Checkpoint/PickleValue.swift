@@ -118,23 +118,28 @@ struct PickleArena {
         }
     }
 
-    func strings(_ value: PickleValue) -> [String]? {
+    /// The items of a tuple or list when `extract` accepts every one (nil otherwise).
+    func sequence<T>(_ value: PickleValue, of extract: (PickleValue) -> T?) -> [T]? {
         guard let items = sequence(value) else { return nil }
-        var out: [String] = []
+        var out: [T] = []
         for item in items {
-            guard case .string(let s) = item else { return nil }
-            out.append(s)
+            guard let v = extract(item) else { return nil }
+            out.append(v)
         }
         return out
     }
 
-    func ints(_ value: PickleValue) -> [Int]? {
-        guard let items = sequence(value) else { return nil }
-        var out: [Int] = []
-        for item in items {
-            guard case .int(let v) = item else { return nil }
-            out.append(v)
+    func strings(_ value: PickleValue) -> [String]? {
+        sequence(value) { item -> String? in
+            guard case .string(let s) = item else { return nil }
+            return s
         }
-        return out
+    }
+
+    func ints(_ value: PickleValue) -> [Int]? {
+        sequence(value) { item -> Int? in
+            guard case .int(let v) = item else { return nil }
+            return v
+        }
     }
 }

@@ -65,6 +65,18 @@ struct Unpickler {
         return .tuple(arena.tuples.count - 1)
     }
 
+    private mutating func newList(_ items: [PickleValue]) throws -> PickleValue {
+        try checkContainers()
+        arena.lists.append(items)
+        return .list(arena.lists.count - 1)
+    }
+
+    private mutating func newDict() throws -> PickleValue {
+        try checkContainers()
+        arena.dicts.append(PickleDict())
+        return .dict(arena.dicts.count - 1)
+    }
+
     private mutating func memoize(_ index: Int) throws {
         guard index >= 0 else { throw FormatFailure("\(reader.what): negative memo index") }
         guard memo.count < Self.maxMemo || memo[index] != nil else {
@@ -195,25 +207,13 @@ struct Unpickler {
             case 0x87: // TUPLE3
                 let c = try pop(), b = try pop(), a = try pop()
                 try push(try newTuple([a, b, c]))
-            case 0x5D, 0x8F: // EMPTY_LIST, EMPTY_SET (a set is kept as a list)
-                try checkContainers()
-                arena.lists.append([])
-                try push(.list(arena.lists.count - 1))
-            case 0x6C: // LIST
-                let items = try popMark()
-                try checkContainers()
-                arena.lists.append(items)
-                try push(.list(arena.lists.count - 1))
+            case 0x5D, 0x8F: try push(try newList([])) // EMPTY_LIST, EMPTY_SET (a set is kept as a list)
+            case 0x6C: try push(try newList(try popMark())) // LIST
             case 0x91: try push(try newTuple(try popMark())) // FROZENSET (kept as a tuple)
-            case 0x7D: // EMPTY_DICT
-                try checkContainers()
-                arena.dicts.append(PickleDict())
-                try push(.dict(arena.dicts.count - 1))
+            case 0x7D: try push(try newDict()) // EMPTY_DICT
             case 0x64: // DICT
                 let items = try popMark()
-                try checkContainers()
-                arena.dicts.append(PickleDict())
-                let dict = PickleValue.dict(arena.dicts.count - 1)
+                let dict = try newDict()
                 try setItems(items, in: dict)
                 try push(dict)
             case 0x61: // APPEND

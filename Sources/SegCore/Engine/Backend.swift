@@ -11,7 +11,10 @@
 /// profile shows.
 ///
 /// Conventions: batch N ≥ 1, all shapes positive; mismatched shapes are programmer errors
-/// (preconditions), because models validate their input before the first op.
+/// (preconditions), because models validate their input before the first op. What can fail on a
+/// valid model — an input too small for a convolution's window (`ConvGeometry.outputShape`), or a
+/// kernel the backend cannot build for this size (oneDNN) — makes `conv2d` throw; the other ops
+/// cannot fail on shapes a valid model produces.
 public protocol Backend: Sendable {
     /// An activation in the backend's own layout.
     associatedtype Activation
@@ -32,7 +35,8 @@ public protocol Backend: Sendable {
     func shape(of x: Activation) -> Shape4
 
     /// x (N,C,H,W) → (N,OC,OH,OW): `relu?(conv(x) + bias + residual)`; residual is (N,OC,OH,OW).
-    func conv2d(_ x: Activation, _ conv: Conv, residual: Activation?) -> Activation
+    /// Throws when this input size cannot run (see the conventions above).
+    func conv2d(_ x: Activation, _ conv: Conv, residual: Activation?) throws -> Activation
     /// x (N,C,H,W) → (N,C,OH,OW); padded positions never win.
     func maxPool2d(_ x: Activation, kernel: Int, stride: Int, padding: Int) -> Activation
     /// x (N,C,H,W) → (N,C,OH,OW), mean over the in-bounds part of each window (no padding).
@@ -128,7 +132,7 @@ extension Backend {
 
     /// `conv2d` without a residual.
     @inline(__always)
-    public func conv2d(_ x: Activation, _ conv: Conv) -> Activation {
-        conv2d(x, conv, residual: nil)
+    public func conv2d(_ x: Activation, _ conv: Conv) throws -> Activation {
+        try conv2d(x, conv, residual: nil)
     }
 }

@@ -117,11 +117,81 @@ public struct ConvSpec: Sendable {
     public var kernelHeight: Int { weight.shape[2] }
     public var kernelWidth: Int { weight.shape[3] }
 
-    /// Output spatial size for an input of `size`:
-    /// `floor((H + 2p - d(k-1) - 1) / s) + 1` per axis.
+    /// Sizes and hyper-parameters without the weights.
+    public var geometry: ConvGeometry {
+        ConvGeometry(inChannels: inChannels, outChannels: outChannels, kernelHeight: kernelHeight,
+                     kernelWidth: kernelWidth, stride: stride, padding: padding, dilation: dilation, groups: groups)
+    }
+
+    /// Output spatial size for an input of `size` (see `ConvGeometry.outputSize(for:)`).
+    public func outputSize(for size: Size2) -> Size2 { geometry.outputSize(for: size) }
+}
+
+/// Shape and hyper-parameters of one 2-D convolution (PyTorch `Conv2d` semantics; stride, padding
+/// and dilation equal on both axes, as in every mmseg and RegSeg model).
+public struct ConvGeometry: Hashable, Sendable, CustomStringConvertible {
+    public var inChannels: Int
+    public var outChannels: Int
+    public var kernelHeight: Int
+    public var kernelWidth: Int
+    public var stride: Int
+    public var padding: Int
+    public var dilation: Int
+    public var groups: Int
+
+    public init(inChannels: Int, outChannels: Int, kernelHeight: Int, kernelWidth: Int, stride: Int = 1,
+                padding: Int = 0, dilation: Int = 1, groups: Int = 1) {
+        self.inChannels = inChannels
+        self.outChannels = outChannels
+        self.kernelHeight = kernelHeight
+        self.kernelWidth = kernelWidth
+        self.stride = stride
+        self.padding = padding
+        self.dilation = dilation
+        self.groups = groups
+    }
+
+    /// `floor((H + 2p - d(k-1) - 1) / s) + 1` per axis, for an input of `size`; zero or negative
+    /// when the input is smaller than the dilated window (see `outputShape(for:)`).
     public func outputSize(for size: Size2) -> Size2 {
         func axis(_ n: Int, _ k: Int) -> Int { (n + 2 * padding - dilation * (k - 1) - 1) / stride + 1 }
         return Size2(height: axis(size.height, kernelHeight), width: axis(size.width, kernelWidth))
+    }
+
+    /// `outputSize(for:)` as a tuple.
+    public func outputSize(height: Int, width: Int) -> (height: Int, width: Int) {
+        let size = outputSize(for: Size2(height: height, width: width))
+        return (size.height, size.width)
+    }
+
+    /// x (N,C,H,W) → (N,OC,OH,OW), what a backend's `conv2d` checks before it allocates anything.
+    ///
+    /// Throws `SegmentationError.unsupportedSize` when the input is smaller than the dilated
+    /// window, so that a tile too small for the network fails with a message, not a trap.
+    /// Channel counts are the model's business (checked against the checkpoint at load time).
+    public func outputShape(for x: Shape4) throws -> Shape4 {
+        let o = outputSize(for: x.size)
+        guard o.height > 0 && o.width > 0 else {
+            func least(_ k: Int) -> Int { max(1, dilation * (k - 1) + 1 - 2 * padding) }
+            throw SegmentationError.unsupportedSize("\(self) needs an input of at least "
+                + "\(least(kernelHeight))×\(least(kernelWidth)), got \(x.size) (hint: use larger tiles)")
+        }
+        return Shape4(n: x.n, c: outChannels, h: o.height, w: o.width)
+    }
+
+    /// Depthwise: one filter per channel (`groups == C_in == C_out`).
+    public var isDepthwise: Bool { groups > 1 && groups == inChannels && groups == outChannels }
+
+    /// Multiply-accumulates for one image of `height`×`width`.
+    public func macs(height: Int, width: Int) -> Int {
+        let out = outputSize(for: Size2(height: height, width: width))
+        return out.height * out.width * outChannels * (inChannels / groups) * kernelHeight * kernelWidth
+    }
+
+    /// e.g. `conv 64→128 k3×3 s2 p1 d1 g1`.
+    public var description: String {
+        "conv \(inChannels)→\(outChannels) k\(kernelHeight)×\(kernelWidth) s\(stride) p\(padding) d\(dilation) "
+            + "g\(groups)"
     }
 }
 

@@ -1,28 +1,41 @@
 extension Kernels {
+    /// x (N,C,H,W) → (N,C,OH,OW) for the pooling kernels: `out[plane, oy, ox] = reduce(x_plane,
+    /// window(oy, ox))`, where the window is the in-bounds rows and columns output (oy, ox) covers
+    /// and `x_plane` is one H×W plane (row stride W).
+    private static func pool(_ x: Tensor, _ s: Shape4, to o: Size2, window: (Int, Int) -> (Range<Int>, Range<Int>),
+                             reduce: (UnsafePointer<Float>, Range<Int>, Range<Int>) -> Float) -> Tensor {
+        var out = [Float](repeating: 0, count: s.n * s.c * o.height * o.width)
+        x.data.withUnsafeBufferPointer { v in
+            guard let base = v.baseAddress else { return }
+            for plane in 0..<(s.n * s.c) {
+                let src = base + plane * s.h * s.w
+                for oy in 0..<o.height {
+                    for ox in 0..<o.width {
+                        let (rows, cols) = window(oy, ox)
+                        out[(plane * o.height + oy) * o.width + ox] = reduce(src, rows, cols)
+                    }
+                }
+            }
+        }
+        return Tensor(shape: [s.n, s.c, o.height, o.width], data: out)
+    }
+
     /// Max pooling, floor mode: x (N,C,H,W) → (N,C,OH,OW), `OH = floor((H + 2p - k)/s) + 1`.
     /// Padded positions are -inf, so they never win (ResNet's stem pool: k 3, s 2, p 1).
     public static func maxPool2d(_ x: Tensor, kernel k: Int, stride s: Int, padding p: Int) -> Tensor {
         let shape = shape4(x, .maxPool2d)
         let oh = (shape.h + 2 * p - k) / s + 1, ow = (shape.w + 2 * p - k) / s + 1
         precondition(oh > 0 && ow > 0 && p * 2 <= k, "maxPool2d: bad geometry for \(shape)")
-        var out = [Float](repeating: 0, count: shape.n * shape.c * oh * ow)
-        x.data.withUnsafeBufferPointer { v in
-            for plane in 0..<(shape.n * shape.c) {
-                let src = plane * shape.h * shape.w
-                for oy in 0..<oh {
-                    for ox in 0..<ow {
-                        var m = -Float.infinity
-                        for iy in max(oy * s - p, 0)..<min(oy * s - p + k, shape.h) {
-                            for ix in max(ox * s - p, 0)..<min(ox * s - p + k, shape.w) {
-                                m = max(m, v[src + iy * shape.w + ix])
-                            }
-                        }
-                        out[(plane * oh + oy) * ow + ox] = m
-                    }
-                }
+        let w = shape.w
+        return pool(x, shape, to: Size2(height: oh, width: ow)) { oy, ox in
+            (max(oy * s - p, 0)..<min(oy * s - p + k, shape.h), max(ox * s - p, 0)..<min(ox * s - p + k, w))
+        } reduce: { v, rows, cols in
+            var m = -Float.infinity
+            for iy in rows {
+                for ix in cols { m = max(m, v[iy * w + ix]) }
             }
+            return m
         }
-        return Tensor(shape: [shape.n, shape.c, oh, ow], data: out)
     }
 
     /// Output length of an unpadded pooling window along one axis (PyTorch `pooling_output_shape`):
@@ -43,24 +56,16 @@ extension Kernels {
         let oh = pooledLength(shape.h, kernel: k, stride: s, ceilMode: ceilMode)
         let ow = pooledLength(shape.w, kernel: k, stride: s, ceilMode: ceilMode)
         precondition(oh > 0 && ow > 0, "avgPool2d: input \(shape) smaller than the \(k)×\(k) window")
-        var out = [Float](repeating: 0, count: shape.n * shape.c * oh * ow)
-        x.data.withUnsafeBufferPointer { v in
-            for plane in 0..<(shape.n * shape.c) {
-                let src = plane * shape.h * shape.w
-                for oy in 0..<oh {
-                    let y0 = oy * s, y1 = min(y0 + k, shape.h)
-                    for ox in 0..<ow {
-                        let x0 = ox * s, x1 = min(x0 + k, shape.w)
-                        var sum: Float = 0
-                        for iy in y0..<y1 {
-                            for ix in x0..<x1 { sum += v[src + iy * shape.w + ix] }
-                        }
-                        out[(plane * oh + oy) * ow + ox] = sum / Float((y1 - y0) * (x1 - x0))
-                    }
-                }
+        let w = shape.w
+        return pool(x, shape, to: Size2(height: oh, width: ow)) { oy, ox in
+            ((oy * s)..<min(oy * s + k, shape.h), (ox * s)..<min(ox * s + k, w))
+        } reduce: { v, rows, cols in
+            var sum: Float = 0
+            for iy in rows {
+                for ix in cols { sum += v[iy * w + ix] }
             }
+            return sum / Float(rows.count * cols.count)
         }
-        return Tensor(shape: [shape.n, shape.c, oh, ow], data: out)
     }
 
     /// Bin `i` of `bins` over an axis of length `n`: `[floor(i·n/bins), ceil((i+1)·n/bins))`.
@@ -73,25 +78,15 @@ extension Kernels {
     /// (see `adaptiveBin`); 1×1 is the global mean. Sums are accumulated in Double.
     public static func adaptiveAvgPool2d(_ x: Tensor, to size: Size2) -> Tensor {
         let s = shape4(x, .adaptiveAvgPool2d)
-        let oh = size.height, ow = size.width
-        precondition(oh > 0 && ow > 0, "adaptiveAvgPool2d: empty output size \(size)")
-        var out = [Float](repeating: 0, count: s.n * s.c * oh * ow)
-        x.data.withUnsafeBufferPointer { v in
-            for plane in 0..<(s.n * s.c) {
-                let src = plane * s.h * s.w
-                for oy in 0..<oh {
-                    let rows = adaptiveBin(oy, bins: oh, length: s.h)
-                    for ox in 0..<ow {
-                        let cols = adaptiveBin(ox, bins: ow, length: s.w)
-                        var sum = 0.0
-                        for iy in rows {
-                            for ix in cols { sum += Double(v[src + iy * s.w + ix]) }
-                        }
-                        out[(plane * oh + oy) * ow + ox] = Float(sum / Double(rows.count * cols.count))
-                    }
-                }
+        precondition(size.height > 0 && size.width > 0, "adaptiveAvgPool2d: empty output size \(size)")
+        return pool(x, s, to: size) { oy, ox in
+            (adaptiveBin(oy, bins: size.height, length: s.h), adaptiveBin(ox, bins: size.width, length: s.w))
+        } reduce: { v, rows, cols in
+            var sum = 0.0
+            for iy in rows {
+                for ix in cols { sum += Double(v[iy * s.w + ix]) }
             }
+            return Float(sum / Double(rows.count * cols.count))
         }
-        return Tensor(shape: [s.n, s.c, oh, ow], data: out)
     }
 }

@@ -20,8 +20,16 @@ public struct ReferenceBackend: Backend {
         return s
     }
 
-    public func conv2d(_ x: Tensor, _ conv: ConvSpec, residual: Tensor?) -> Tensor {
-        Kernels.conv2d(x, conv, residual: residual)
+    /// `Kernels.conv2d`, after checking that the input fits the window and that every matrix
+    /// dimension fits OpenBLAS's 32-bit interface (H·W and OH·OW below 2³¹).
+    public func conv2d(_ x: Tensor, _ conv: ConvSpec, residual: Tensor?) throws -> Tensor {
+        let s = shape(of: x)
+        let o = try conv.geometry.outputShape(for: s)
+        guard s.h * s.w <= Int(Int32.max) && o.h * o.w <= Int(Int32.max) else {
+            throw SegmentationError.unsupportedSize("\(conv.geometry) at \(s.size) exceeds OpenBLAS's 32-bit sizes "
+                                                    + "(hint: use smaller tiles or the onednn backend)")
+        }
+        return Kernels.conv2d(x, conv, residual: residual)
     }
 
     public func maxPool2d(_ x: Tensor, kernel: Int, stride: Int, padding: Int) -> Tensor {

@@ -92,46 +92,6 @@ final class DNNLContext {
     }
 }
 
-/// Shape and hyper-parameters of one 2-D convolution (PyTorch `Conv2d` semantics; stride, padding
-/// and dilation equal on both axes, as in every mmseg and RegSeg model).
-public struct ConvGeometry: Hashable, Sendable {
-    public var inChannels: Int
-    public var outChannels: Int
-    public var kernelHeight: Int
-    public var kernelWidth: Int
-    public var stride: Int
-    public var padding: Int
-    public var dilation: Int
-    public var groups: Int
-
-    public init(inChannels: Int, outChannels: Int, kernelHeight: Int, kernelWidth: Int, stride: Int = 1,
-                padding: Int = 0, dilation: Int = 1, groups: Int = 1) {
-        self.inChannels = inChannels
-        self.outChannels = outChannels
-        self.kernelHeight = kernelHeight
-        self.kernelWidth = kernelWidth
-        self.stride = stride
-        self.padding = padding
-        self.dilation = dilation
-        self.groups = groups
-    }
-
-    /// `floor((H + 2p - d(k-1) - 1) / s) + 1` for an input of `height`×`width`.
-    public func outputSize(height: Int, width: Int) -> (height: Int, width: Int) {
-        func axis(_ n: Int, _ k: Int) -> Int { (n + 2 * padding - dilation * (k - 1) - 1) / stride + 1 }
-        return (axis(height, kernelHeight), axis(width, kernelWidth))
-    }
-
-    /// Depthwise: one filter per channel (`groups == C_in == C_out`).
-    public var isDepthwise: Bool { groups > 1 && groups == inChannels && groups == outChannels }
-
-    /// Multiply-accumulates for one image of `height`×`width`.
-    public func macs(height: Int, width: Int) -> Int {
-        let out = outputSize(height: height, width: width)
-        return out.height * out.width * outChannels * (inChannels / groups) * kernelHeight * kernelWidth
-    }
-}
-
 /// One convolution layer run by oneDNN on NHWC float32 activations.
 ///
 /// Weights are `(C_out, C_in/groups, KH, KW)` (PyTorch order, BN already folded in by the caller),
@@ -297,7 +257,7 @@ final class DNNLConvolution {
             let scratchpad = context.buffer(.scratchpad, bytes: plan.scratchBytes)
             try dnnlCheck(dnnl_memory_set_data_handle(plan.scratch, scratchpad), "set scratchpad")
         }
-        let what = "conv \(geometry), input \(n)x\(h)x\(w)"
+        let what = "\(geometry), input \(n)x\(h)x\(w)"
         guard let edges = plan.edges else {
             try dnnlCheck(dnnl_memory_set_data_handle(plan.src, source), "set src")
             try dnnlCheck(dnnl_memory_set_data_handle(plan.dst, y), "set dst")
@@ -338,8 +298,7 @@ final class DNNLConvolution {
 
     private func makePlan(_ key: PlanKey) throws(DNNLError) -> Plan {
         let g = geometry
-        let what = "conv \(g.inChannels)->\(g.outChannels) k\(g.kernelHeight)x\(g.kernelWidth) s\(g.stride) "
-            + "p\(g.padding) d\(g.dilation) g\(g.groups) at \(key.n)x\(key.h)x\(key.w)"
+        let what = "\(g) at \(key.n)x\(key.h)x\(key.w)"
         let (oh, ow) = g.outputSize(height: key.h, width: key.w)
         guard oh > 0, ow > 0 else { throw DNNLError(call: "\(what): output would be empty", status: 2) }
         let src = try memoryDesc([key.n, g.inChannels, key.h, key.w], dnnl_nhwc, what)

@@ -43,12 +43,12 @@ public struct FastBackend: Backend {
 
     public func shape(of x: FastActivation) -> Shape4 { x.shape }
 
-    /// x (N,C,H,W) → (N,OC,OH,OW): `relu?(conv(x) + bias + residual)`.
-    public func conv2d(_ x: FastActivation, _ conv: FastConv, residual: FastActivation?) -> FastActivation {
+    /// x (N,C,H,W) → (N,OC,OH,OW): `relu?(conv(x) + bias + residual)`. Throws when the input is
+    /// smaller than the window, or a `DNNLError` when oneDNN cannot build the primitive for this size.
+    public func conv2d(_ x: FastActivation, _ conv: FastConv, residual: FastActivation?) throws -> FastActivation {
         let x = nhwc(x), s = x.shape, g = conv.geometry
         precondition(s.c == g.inChannels, "conv2d: input \(s) for a conv with \(g.inChannels) input channels")
-        let (oh, ow) = g.outputSize(height: s.h, width: s.w)
-        let out = FastActivation(shape: Shape4(n: s.n, c: g.outChannels, h: oh, w: ow), pool: engine.pool)
+        let out = make(try g.outputShape(for: s))
         let residual = residual.map(nhwc)
         if let residual {
             precondition(residual.shape == out.shape, "conv2d: residual \(residual.shape) for output \(out.shape)")
@@ -58,13 +58,7 @@ public struct FastBackend: Backend {
             if let residual { out.pointer.update(from: residual.pointer, count: out.shape.count) }
             engine.lock.lock()
             defer { engine.lock.unlock() }
-            do {
-                try dnnl.run(x.pointer, n: s.n, h: s.h, w: s.w, into: out.pointer, accumulate: residual != nil)
-            } catch {
-                // `Backend.conv2d` cannot throw; a primitive that cannot be built for a size that the
-                // model validated is a oneDNN installation problem, not an input error.
-                fatalError("\(error)")
-            }
+            try dnnl.run(x.pointer, n: s.n, h: s.h, w: s.w, into: out.pointer, accumulate: residual != nil)
         case .depthwise(let depthwise):
             depthwise.run(x.pointer, n: s.n, h: s.h, w: s.w, into: out.pointer,
                           relu: conv.relu && residual == nil)
@@ -94,9 +88,7 @@ public final class FastConv: @unchecked Sendable {
     }
 
     init(_ spec: ConvSpec, engine: FastEngine) throws {
-        geometry = ConvGeometry(inChannels: spec.inChannels, outChannels: spec.outChannels,
-                                kernelHeight: spec.kernelHeight, kernelWidth: spec.kernelWidth, stride: spec.stride,
-                                padding: spec.padding, dilation: spec.dilation, groups: spec.groups)
+        geometry = spec.geometry
         relu = spec.relu
         lock = engine.lock
         // Every depthwise conv runs our kernel: at dilation 1 it matches oneDNN's brdgmm

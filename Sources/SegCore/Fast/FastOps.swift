@@ -24,9 +24,7 @@ extension FastBackend {
         let out = make(s)
         x.data.withUnsafeBufferPointer { src in
             guard let base = src.baseAddress else { return }
-            for n in 0..<s.n {
-                transpose(base + n * s.c * s.h * s.w, out.pointer + n * s.c * s.h * s.w, rows: s.c, cols: s.h * s.w)
-            }
+            reorderImages(base, out.pointer, s, toNHWC: true)
         }
         return out
     }
@@ -41,9 +39,7 @@ extension FastBackend {
             case .nchw:
                 base.update(from: x.pointer, count: s.count)
             case .nhwc:
-                for n in 0..<s.n {
-                    transpose(x.pointer + n * s.c * s.h * s.w, base + n * s.c * s.h * s.w, rows: s.h * s.w, cols: s.c)
-                }
+                reorderImages(x.pointer, base, s, toNHWC: false)
             }
         }
         return Tensor(shape: s.dims, data: data)
@@ -52,10 +48,8 @@ extension FastBackend {
     /// The activation in NHWC (itself when it already is).
     func nhwc(_ x: FastActivation) -> FastActivation {
         guard x.layout == .nchw else { return x }
-        let s = x.shape, out = make(s)
-        for n in 0..<s.n {
-            transpose(x.pointer + n * s.c * s.h * s.w, out.pointer + n * s.c * s.h * s.w, rows: s.c, cols: s.h * s.w)
-        }
+        let out = make(x.shape)
+        reorderImages(x.pointer, out.pointer, x.shape, toNHWC: true)
         return out
     }
 
@@ -336,6 +330,14 @@ extension FastBackend {
             }
         }
         return out
+    }
+}
+
+/// Each of the N images of logical shape `s`: NCHW → NHWC (`toNHWC`), or NHWC → NCHW.
+func reorderImages(_ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, _ s: Shape4, toNHWC: Bool) {
+    let plane = s.h * s.w, image = s.c * plane
+    for n in 0..<s.n {
+        transpose(src + n * image, dst + n * image, rows: toNHWC ? s.c : plane, cols: toNHWC ? plane : s.c)
     }
 }
 

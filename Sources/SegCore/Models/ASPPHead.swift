@@ -73,26 +73,24 @@ struct ASPPHead<B: Backend>: DecodeHead {
         convSeg = try l.convSeg(channels: channels, classes: classes)
     }
 
-    func callAsFunction(_ features: [B.Activation], _ b: B) -> B.Activation {
+    func callAsFunction(_ features: [B.Activation], _ b: B) throws -> B.Activation {
         let x = inputs.single(features, b)
-        let size = b.shape(of: x).size
-        let pooled = b.conv2d(b.adaptiveAvgPool2d(x, to: Size2(height: 1, width: 1)), imagePool)
-        var outs = [b.resizeBilinear(pooled, to: size, alignCorners: inputs.alignCorners)]
+        var outs = [try pooledContext(x, scale: 1, imagePool, alignCorners: inputs.alignCorners, b)]
         for branch in branches {
             switch branch {
-            case .plain(let conv): outs.append(b.conv2d(x, conv))
-            case .separable(let conv): outs.append(conv(x, b))
+            case .plain(let conv): outs.append(try b.conv2d(x, conv))
+            case .separable(let conv): outs.append(try conv(x, b))
             }
         }
-        var y = b.conv2d(b.concatChannels(outs), bottleneck)
+        var y = try b.conv2d(b.concatChannels(outs), bottleneck)
         if let lowLevel {
             if let c1Bottleneck = lowLevel.c1Bottleneck {
-                let c1 = b.conv2d(features[0], c1Bottleneck)
+                let c1 = try b.conv2d(features[0], c1Bottleneck)
                 y = b.resizeBilinear(y, to: b.shape(of: c1).size, alignCorners: inputs.alignCorners)
                 y = b.concatChannels([y, c1])
             }
-            for conv in lowLevel.sepBottleneck { y = conv(y, b) }
+            for conv in lowLevel.sepBottleneck { y = try conv(y, b) }
         }
-        return b.conv2d(y, convSeg)
+        return try b.conv2d(y, convSeg)
     }
 }

@@ -2,7 +2,7 @@
 /// (`BaseDecodeHead.forward`; the resize to the input size happens in `SegmentationModel`).
 protocol DecodeHead<B>: Sendable {
     associatedtype B: Backend
-    func callAsFunction(_ inputs: [B.Activation], _ b: B) -> B.Activation
+    func callAsFunction(_ inputs: [B.Activation], _ b: B) throws -> B.Activation
 }
 
 /// Which features a head reads (`BaseDecodeHead._transform_inputs`): one (`in_index` an int),
@@ -63,6 +63,14 @@ struct HeadInputs: Sendable {
     }
 }
 
+/// `resize(conv(AdaptiveAvgPool2d(scale)(x)), size(x))`: x (N,C,H,W) → (N,OC,H,W), ASPP's image
+/// pool (scale 1) and one PSP pyramid level.
+func pooledContext<B: Backend>(_ x: B.Activation, scale: Int, _ conv: B.Conv, alignCorners: Bool, _ b: B) throws
+    -> B.Activation {
+    let pooled = try b.conv2d(b.adaptiveAvgPool2d(x, to: Size2(height: scale, width: scale)), conv)
+    return b.resizeBilinear(pooled, to: b.shape(of: x).size, alignCorners: alignCorners)
+}
+
 /// Builds the head named by `decode_head.type`.
 /// `features` are the channels of the backbone (or neck) outputs the head receives.
 func makeDecodeHead<B: Backend>(_ cfg: DecodeHeadConfig, features: [Int], classes: Int,
@@ -83,7 +91,7 @@ func makeDecodeHead<B: Backend>(_ cfg: DecodeHeadConfig, features: [Int], classe
 extension DecodeHeadConfig {
     /// `channels`, or the input width of `conv_seg` in the checkpoint.
     func resolvedChannels(_ w: WeightStore) throws -> Int {
-        if let channels { return channels }
-        return try w.dim("decode_head.conv_seg.weight", 1, default: nil)
+        try ModelConfigError.checked(channels ?? w.dim("decode_head.conv_seg.weight", 1, default: nil),
+                                     "decode_head channels")
     }
 }

@@ -21,10 +21,9 @@ struct EncHead<B: Backend>: DecodeHead {
     init(_ cfg: DecodeHeadConfig, features: [Int], classes: Int, _ l: Loader<B>) throws {
         inputs = try HeadInputs(cfg, features: features, forceMultiple: true)
         let channels = try cfg.resolvedChannels(l.weights)
-        let codes = cfg.numCodes ?? 32
+        let codes = try ModelConfigError.checked(cfg.numCodes ?? 32, "EncHead num_codes")
         let p = "decode_head"
         let w = l.weights
-        guard codes >= 1 else { throw ModelConfigError("EncHead num_codes \(codes) must be positive") }
         let levels = inputs.channels
         bottleneck = try l.convModule("\(p).bottleneck", in: levels[levels.count - 1], out: channels, kernel: 3,
                                       padding: 1)
@@ -52,18 +51,18 @@ struct EncHead<B: Backend>: DecodeHead {
         convSeg = try l.convSeg(channels: channels, classes: classes)
     }
 
-    func callAsFunction(_ features: [B.Activation], _ b: B) -> B.Activation {
+    func callAsFunction(_ features: [B.Activation], _ b: B) throws -> B.Activation {
         let xs = inputs.select(features, b)
-        var feat = b.conv2d(xs[xs.count - 1], bottleneck)
+        var feat = try b.conv2d(xs[xs.count - 1], bottleneck)
         if let fusion {
             let size = b.shape(of: feat).size
-            let laterals = zip(xs, lateralConvs).map { x, conv in
-                b.resizeBilinear(b.conv2d(x, conv), to: size, alignCorners: inputs.alignCorners)
+            let laterals = try zip(xs, lateralConvs).map { x, conv in
+                b.resizeBilinear(try b.conv2d(x, conv), to: size, alignCorners: inputs.alignCorners)
             }
-            feat = b.conv2d(b.concatChannels([feat] + laterals), fusion)
+            feat = try b.conv2d(b.concatChannels([feat] + laterals), fusion)
         }
-        let e = b.encoding(b.conv2d(feat, encodingProject), encoding)
-        let gate = b.sigmoid(b.conv2d(e, fc))
-        return b.conv2d(b.add(feat, b.mulChannels(feat, gate), relu: true), convSeg)
+        let e = b.encoding(try b.conv2d(feat, encodingProject), encoding)
+        let gate = b.sigmoid(try b.conv2d(e, fc))
+        return try b.conv2d(b.add(feat, b.mulChannels(feat, gate), relu: true), convSeg)
     }
 }

@@ -18,26 +18,31 @@ struct FCNHead<B: Backend>: DecodeHead {
         let kernel = cfg.kernelSize ?? 3
         let dilation = cfg.dilation ?? 1
         let inChannels = inputs.inChannels
-        guard numConvs >= 0, kernel >= 1, dilation >= 1, numConvs > 0 || inChannels == channels else {
+        let concat = cfg.concatInput ?? true
+        // An even kernel grows the map by `dilation`, so conv_cat could not concatenate it with x
+        // (mmseg fails there too).
+        guard numConvs >= 0, kernel >= 1, dilation >= 1, numConvs > 0 || inChannels == channels,
+              kernel % 2 == 1 || numConvs == 0 || !concat else {
             throw ModelConfigError("FCNHead num_convs \(numConvs), kernel_size \(kernel), dilation \(dilation), "
-                                   + "in_channels \(inChannels), channels \(channels) are inconsistent")
+                                   + "concat_input \(concat), in_channels \(inChannels), channels \(channels) "
+                                   + "are inconsistent")
         }
         convs = try (0..<numConvs).map { i in
             try l.convModule("decode_head.convs.\(i)", in: i == 0 ? inChannels : channels, out: channels,
                              kernel: kernel, padding: kernel / 2 * dilation, dilation: dilation)
         }
-        convCat = (cfg.concatInput ?? true)
+        convCat = concat
             ? try l.convModule("decode_head.conv_cat", in: inChannels + channels, out: channels, kernel: kernel,
                                padding: kernel / 2)
             : nil
         convSeg = try l.convSeg(channels: channels, classes: classes)
     }
 
-    func callAsFunction(_ features: [B.Activation], _ b: B) -> B.Activation {
+    func callAsFunction(_ features: [B.Activation], _ b: B) throws -> B.Activation {
         let x = inputs.single(features, b)
         var y = x
-        for conv in convs { y = b.conv2d(y, conv) }
-        if let convCat { y = b.conv2d(b.concatChannels([x, y]), convCat) }
-        return b.conv2d(y, convSeg)
+        for conv in convs { y = try b.conv2d(y, conv) }
+        if let convCat { y = try b.conv2d(b.concatChannels([x, y]), convCat) }
+        return try b.conv2d(y, convSeg)
     }
 }

@@ -24,7 +24,7 @@ struct JPU<B: Backend>: Sendable {
         guard inChannels == features else {
             throw ModelConfigError("JPU in_channels \(inChannels) but the backbone returns \(features)")
         }
-        let mid = cfg.midChannels ?? 512
+        let mid = try ModelConfigError.checked(cfg.midChannels ?? 512, "JPU mid_channels")
         let dilations = cfg.dilations ?? [1, 2, 4, 8]
         let start = cfg.startLevel ?? 0
         let end = cfg.endLevel ?? -1
@@ -48,14 +48,14 @@ struct JPU<B: Backend>: Sendable {
         outChannels = Array(inChannels[start..<(stop - 1)]) + [mid * dilations.count]
     }
 
-    func callAsFunction(_ inputs: [B.Activation], _ b: B) -> [B.Activation] {
-        var feats = (startLevel..<endLevel).map { b.conv2d(inputs[$0], convLayers[$0 - startLevel]) }
+    func callAsFunction(_ inputs: [B.Activation], _ b: B) throws -> [B.Activation] {
+        var feats = try (startLevel..<endLevel).map { try b.conv2d(inputs[$0], convLayers[$0 - startLevel]) }
         let size = b.shape(of: feats[0]).size
         for i in feats.indices.dropFirst() {
             feats[i] = b.resizeBilinear(feats[i], to: size, alignCorners: alignCorners)
         }
         let feat = b.concatChannels(feats)
-        let pyramid = b.concatChannels(dilationLayers.map { $0(feat, b) })
+        let pyramid = b.concatChannels(try dilationLayers.map { try $0(feat, b) })
         return Array(inputs[startLevel..<(endLevel - 1)]) + [pyramid]
     }
 }

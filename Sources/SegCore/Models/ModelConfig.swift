@@ -307,4 +307,16 @@ public struct ModelConfigError: Error, CustomStringConvertible, Sendable {
     }
 
     public var description: String { "model config: \(reason) (\(hint))" }
+
+    /// Largest width, kernel, stride, dilation, padding or pool size a description may give:
+    /// far above any real model, and small enough that shape arithmetic cannot overflow.
+    static let maxSize = 1 << 20
+
+    /// `value` when it lies in `1...maxSize`; otherwise throws, naming `field`.
+    static func checked(_ value: Int, _ field: String) throws -> Int {
+        guard (1...maxSize).contains(value) else {
+            throw ModelConfigError("\(field) \(value) is outside 1...\(maxSize)")
+        }
+        return value
+    }
 }

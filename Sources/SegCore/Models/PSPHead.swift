@@ -16,8 +16,8 @@ struct PSPHead<B: Backend>: DecodeHead {
         let channels = try cfg.resolvedChannels(l.weights)
         let inChannels = inputs.inChannels
         poolScales = cfg.poolScales ?? [1, 2, 3, 6]
-        guard !poolScales.isEmpty, poolScales.allSatisfy({ $0 >= 1 }) else {
-            throw ModelConfigError("PSPHead pool_scales \(poolScales) must be positive")
+        guard !poolScales.isEmpty, poolScales.allSatisfy({ (1...4096).contains($0) }) else {
+            throw ModelConfigError("PSPHead pool_scales \(poolScales) must lie in 1...4096")
         }
         pyramid = try poolScales.indices.map { i in
             try l.convModule("decode_head.psp_modules.\(i).1", in: inChannels, out: channels, kernel: 1)
@@ -27,14 +27,12 @@ struct PSPHead<B: Backend>: DecodeHead {
         convSeg = try l.convSeg(channels: channels, classes: classes)
     }
 
-    func callAsFunction(_ features: [B.Activation], _ b: B) -> B.Activation {
+    func callAsFunction(_ features: [B.Activation], _ b: B) throws -> B.Activation {
         let x = inputs.single(features, b)
-        let size = b.shape(of: x).size
         var outs = [x]
         for (scale, conv) in zip(poolScales, pyramid) {
-            let pooled = b.conv2d(b.adaptiveAvgPool2d(x, to: Size2(height: scale, width: scale)), conv)
-            outs.append(b.resizeBilinear(pooled, to: size, alignCorners: inputs.alignCorners))
+            outs.append(try pooledContext(x, scale: scale, conv, alignCorners: inputs.alignCorners, b))
         }
-        return b.conv2d(b.conv2d(b.concatChannels(outs), bottleneck), convSeg)
+        return try b.conv2d(b.conv2d(b.concatChannels(outs), bottleneck), convSeg)
     }
 }

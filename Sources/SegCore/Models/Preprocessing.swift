@@ -45,11 +45,10 @@ public struct Preprocessing: Sendable, Equatable {
 
     /// `pixels` is H×W×3 interleaved, row-major, in `order`; returns (1, 3, H, W).
     public func callAsFunction(_ pixels: [UInt8], height: Int, width: Int, order: ChannelOrder) throws -> Tensor {
-        guard height > 0, width > 0, pixels.count == height * width * 3 else {
-            throw SegmentationError.invalidInput(
-                "image of \(pixels.count) bytes is not \(height)×\(width)×3 (expected \(max(0, height * width * 3)))")
+        let (plane, overflow) = height.multipliedReportingOverflow(by: width)
+        guard height > 0, width > 0, !overflow, pixels.count / 3 == plane, pixels.count % 3 == 0 else {
+            throw SegmentationError.invalidInput("image of \(pixels.count) bytes is not \(height)×\(width)×3")
         }
-        let plane = height * width
         var out = [Float](repeating: 0, count: 3 * plane)
         for c in 0..<3 {
             let source = order == networkOrder ? c : 2 - c
@@ -66,11 +65,20 @@ public struct Preprocessing: Sendable, Equatable {
 
 /// Why a segmentation model could not run on an input.
 public enum SegmentationError: Error, CustomStringConvertible, Sendable {
+    /// The input is not an image or tensor of the shape the model takes.
     case invalidInput(String)
+    /// A layer cannot run at this size: the input is smaller than its window, or larger than a
+    /// kernel's index range. The text says which layer and what to change.
+    case unsupportedSize(String)
+    /// The network failed on an input of shape `input`; `reason` is the layer's or backend's error
+    /// (e.g. a `DNNLError` when oneDNN cannot build a primitive for this size).
+    case inferenceFailed(input: Shape4, reason: any Error)
 
     public var description: String {
         switch self {
         case .invalidInput(let what): return "segmentation input: \(what) (pass an N×3×H×W tensor or H×W×3 image)"
+        case .unsupportedSize(let what): return "unsupported size: \(what)"
+        case .inferenceFailed(let input, let reason): return "segmentation of a \(input) input failed: \(reason)"
         }
     }
 }

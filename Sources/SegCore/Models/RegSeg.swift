@@ -48,7 +48,7 @@ struct DBlock<B: Backend>: Sendable {
         conv2 = try zip(keys, dilations).enumerated().map { j, kd in
             let range = (j * chunk)..<((j + 1) * chunk)
             let weight = try w.take(kd.0, shape: [chunk, groupWidth, 3, 3])
-            return try l.folded(weight, bias: nil, bn: (Array(bn2.scale[range]), Array(bn2.shift[range])),
+            return try l.folded(kd.0, weight, bias: nil, bn: (Array(bn2.scale[range]), Array(bn2.shift[range])),
                                 stride: stride, padding: kd.1, dilation: kd.1, groups: chunk / groupWidth,
                                 relu: true)
         }
@@ -69,22 +69,23 @@ struct DBlock<B: Backend>: Sendable {
         }
     }
 
-    func callAsFunction(_ x: B.Activation, _ b: B) -> B.Activation {
+    func callAsFunction(_ x: B.Activation, _ b: B) throws -> B.Activation {
         var s = x
         if let shortcut {
-            s = b.conv2d(shortcut.avgPool ? b.avgPool2d(x, kernel: 2, stride: 2, ceilMode: true) : x, shortcut.conv)
+            s = try b.conv2d(shortcut.avgPool ? b.avgPool2d(x, kernel: 2, stride: 2, ceilMode: true) : x,
+                             shortcut.conv)
         }
-        var y = b.conv2d(x, conv1)
+        var y = try b.conv2d(x, conv1)
         if conv2.count == 1 {
-            y = b.conv2d(y, conv2[0])
+            y = try b.conv2d(y, conv2[0])
         } else {
-            y = b.concatChannels(conv2.enumerated().map { j, conv in
-                b.conv2d(b.sliceChannels(y, (j * chunk)..<((j + 1) * chunk)), conv)
+            y = b.concatChannels(try conv2.enumerated().map { j, conv in
+                try b.conv2d(b.sliceChannels(y, (j * chunk)..<((j + 1) * chunk)), conv)
             })
         }
         let squeeze = b.adaptiveAvgPool2d(y, to: Size2(height: 1, width: 1))
-        y = b.mulChannels(y, b.sigmoid(b.conv2d(b.conv2d(squeeze, se1), se2)))
-        return b.conv2d(y, conv3, residual: s)
+        y = b.mulChannels(y, b.sigmoid(try b.conv2d(b.conv2d(squeeze, se1), se2)))
+        return try b.conv2d(y, conv3, residual: s)
     }
 }
 
@@ -124,13 +125,14 @@ struct Decoder26<B: Backend>: Sendable {
                                 in: o4, out: classes, kernel: 1, relu: false)
     }
 
-    func callAsFunction(_ x4: B.Activation, _ x8: B.Activation, _ x16: B.Activation, _ b: B) -> B.Activation {
-        let h4 = b.conv2d(x4, head4)
-        var h8 = b.conv2d(x8, head8)
-        let h16 = b.resizeBilinear(b.conv2d(x16, head16), to: b.shape(of: h8).size, alignCorners: false)
-        h8 = b.conv2d(b.add(h8, h16, relu: false), conv8)
+    func callAsFunction(_ x4: B.Activation, _ x8: B.Activation, _ x16: B.Activation, _ b: B) throws
+        -> B.Activation {
+        let h4 = try b.conv2d(x4, head4)
+        var h8 = try b.conv2d(x8, head8)
+        let h16 = b.resizeBilinear(try b.conv2d(x16, head16), to: b.shape(of: h8).size, alignCorners: false)
+        h8 = try b.conv2d(b.add(h8, h16, relu: false), conv8)
         h8 = b.resizeBilinear(h8, to: b.shape(of: h4).size, alignCorners: false)
-        return b.conv2d(b.conv2d(b.concatChannels([h8, h4]), conv4), classifier)
+        return try b.conv2d(b.conv2d(b.concatChannels([h8, h4]), conv4), classifier)
     }
 }
 
@@ -176,13 +178,13 @@ struct RegSeg<B: Backend>: Sendable {
     }
 
     /// Returns (stem, x4, x8, x16) and the decoder's logits at 1/4 resolution.
-    func callAsFunction(_ x: B.Activation, _ b: B) -> (features: [B.Activation], logits: B.Activation) {
-        let s = b.conv2d(x, stem)
-        let x4 = stage4(s, b)
+    func callAsFunction(_ x: B.Activation, _ b: B) throws -> (features: [B.Activation], logits: B.Activation) {
+        let s = try b.conv2d(x, stem)
+        let x4 = try stage4(s, b)
         var x8 = x4
-        for block in stage8 { x8 = block(x8, b) }
+        for block in stage8 { x8 = try block(x8, b) }
         var x16 = x8
-        for block in stage16 { x16 = block(x16, b) }
-        return ([s, x4, x8, x16], decoder(x4, x8, x16, b))
+        for block in stage16 { x16 = try block(x16, b) }
+        return ([s, x4, x8, x16], try decoder(x4, x8, x16, b))
     }
 }

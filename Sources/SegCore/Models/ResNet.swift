@@ -9,9 +9,9 @@ struct Downsample<B: Backend>: Sendable {
     let avgPool: Int?
     let conv: B.Conv
 
-    func callAsFunction(_ x: B.Activation, _ b: B) -> B.Activation {
-        guard let k = avgPool else { return b.conv2d(x, conv) }
-        return b.conv2d(k > 1 ? b.avgPool2d(x, kernel: k, stride: k, ceilMode: true) : x, conv)
+    func callAsFunction(_ x: B.Activation, _ b: B) throws -> B.Activation {
+        guard let k = avgPool else { return try b.conv2d(x, conv) }
+        return try b.conv2d(k > 1 ? b.avgPool2d(x, kernel: k, stride: k, ceilMode: true) : x, conv)
     }
 }
 
@@ -31,9 +31,9 @@ struct BasicBlock<B: Backend>: Sendable {
         self.downsample = downsample
     }
 
-    func callAsFunction(_ x: B.Activation, _ b: B) -> B.Activation {
-        let identity = downsample?(x, b) ?? x
-        return b.conv2d(b.conv2d(x, conv1), conv2, residual: identity)
+    func callAsFunction(_ x: B.Activation, _ b: B) throws -> B.Activation {
+        let identity = try downsample?(x, b) ?? x
+        return try b.conv2d(b.conv2d(x, conv1), conv2, residual: identity)
     }
 }
 
@@ -57,9 +57,9 @@ struct Bottleneck<B: Backend>: Sendable {
         self.downsample = downsample
     }
 
-    func callAsFunction(_ x: B.Activation, _ b: B) -> B.Activation {
-        let identity = downsample?(x, b) ?? x
-        return b.conv2d(b.conv2d(b.conv2d(x, conv1), conv2), conv3, residual: identity)
+    func callAsFunction(_ x: B.Activation, _ b: B) throws -> B.Activation {
+        let identity = try downsample?(x, b) ?? x
+        return try b.conv2d(b.conv2d(b.conv2d(x, conv1), conv2), conv3, residual: identity)
     }
 }
 
@@ -67,10 +67,10 @@ enum ResidualBlock<B: Backend>: Sendable {
     case basic(BasicBlock<B>)
     case bottleneck(Bottleneck<B>)
 
-    func callAsFunction(_ x: B.Activation, _ b: B) -> B.Activation {
+    func callAsFunction(_ x: B.Activation, _ b: B) throws -> B.Activation {
         switch self {
-        case .basic(let block): return block(x, b)
-        case .bottleneck(let block): return block(x, b)
+        case .basic(let block): return try block(x, b)
+        case .bottleneck(let block): return try block(x, b)
         }
     }
 }
@@ -98,6 +98,8 @@ struct ResNet<B: Backend>: Sendable {
     let stem: [B.Conv]
     let stages: [[ResidualBlock<B>]]
     let outIndices: [Int]
+    /// Channels of the input image (`in_channels`, default 3).
+    let inChannels: Int
     /// Output channels of each returned feature, in `outIndices` order.
     let outChannels: [Int]
 
@@ -137,10 +139,13 @@ struct ResNet<B: Backend>: Sendable {
         let contract = cfg.contractDilation ?? false
         let w = l.weights
         let p = "backbone"
-        let inputChannels = (cfg.inChannels ?? 3)
+        let inputChannels = cfg.inChannels ?? 3
+        inChannels = inputChannels
         let stemKey = deepStem ? "\(p).stem.6.weight" : "\(p).conv1.weight"
-        let stemWidth = try cfg.stemChannels ?? w.dim(stemKey, 0, default: 64)
-        let base = try cfg.baseChannels ?? w.dim("\(p).layer1.0.conv1.weight", 0, default: 64)
+        let stemWidth = try ModelConfigError.checked(cfg.stemChannels ?? w.dim(stemKey, 0, default: 64),
+                                                     "backbone stem_channels")
+        let base = try ModelConfigError.checked(cfg.baseChannels ?? w.dim("\(p).layer1.0.conv1.weight", 0, default: 64),
+                                                "backbone base_channels")
 
         if deepStem {
             let half = stemWidth / 2
@@ -202,13 +207,13 @@ struct ResNet<B: Backend>: Sendable {
         outChannels = (0..<stages).filter(outIndices.contains).map { widths[$0] }
     }
 
-    func callAsFunction(_ input: B.Activation, _ b: B) -> [B.Activation] {
+    func callAsFunction(_ input: B.Activation, _ b: B) throws -> [B.Activation] {
         var x = input
-        for conv in stem { x = b.conv2d(x, conv) }
+        for conv in stem { x = try b.conv2d(x, conv) }
         x = b.maxPool2d(x, kernel: 3, stride: 2, padding: 1)
         var outs: [B.Activation] = []
         for (i, stage) in stages.enumerated() {
-            for block in stage { x = block(x, b) }
+            for block in stage { x = try block(x, b) }
             if outIndices.contains(i) { outs.append(x) }
         }
         return outs

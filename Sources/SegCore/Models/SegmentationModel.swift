@@ -12,7 +12,8 @@ public struct ForwardResult: Sendable {
 protocol SegmentationNetwork<B>: Sendable {
     associatedtype B: Backend
     /// Backbone, neck and head outputs for an input already in the backend.
-    func forward(_ x: B.Activation, _ b: B) -> (backbone: [B.Activation], neck: [B.Activation], decode: B.Activation)
+    func forward(_ x: B.Activation, _ b: B) throws
+        -> (backbone: [B.Activation], neck: [B.Activation], decode: B.Activation)
 }
 
 /// mmseg's `EncoderDecoder`: backbone → optional neck → decode head.
@@ -21,42 +22,44 @@ struct EncoderDecoder<B: Backend>: SegmentationNetwork {
     let neck: JPU<B>?
     let head: any DecodeHead<B>
 
-    func forward(_ x: B.Activation, _ b: B) -> (backbone: [B.Activation], neck: [B.Activation], decode: B.Activation) {
-        let feats = backbone(x, b)
-        let necked = neck.map { $0(feats, b) } ?? []
-        return (feats, necked, head(neck == nil ? feats : necked, b))
+    func forward(_ x: B.Activation, _ b: B) throws
+        -> (backbone: [B.Activation], neck: [B.Activation], decode: B.Activation) {
+        let feats = try backbone(x, b)
+        let necked = try neck.map { try $0(feats, b) } ?? []
+        return (feats, necked, try head(neck == nil ? feats : necked, b))
     }
 }
 
 extension RegSeg: SegmentationNetwork {
-    func forward(_ x: B.Activation, _ b: B) -> (backbone: [B.Activation], neck: [B.Activation], decode: B.Activation) {
-        let (features, logits) = self(x, b)
+    func forward(_ x: B.Activation, _ b: B) throws
+        -> (backbone: [B.Activation], neck: [B.Activation], decode: B.Activation) {
+        let (features, logits) = try self(x, b)
         return (features, [], logits)
     }
 }
 
 /// What `SegmentationModel` needs from a network bound to its backend.
 private protocol ModelRunner: Sendable {
-    func forward(_ x: Tensor) -> ForwardResult
-    func logits(_ x: Tensor, flip: Bool, alignCorners: Bool) -> Tensor
+    func forward(_ x: Tensor) throws -> ForwardResult
+    func logits(_ x: Tensor, flip: Bool, alignCorners: Bool) throws -> Tensor
 }
 
 private struct BoundNetwork<N: SegmentationNetwork>: ModelRunner {
     let network: N
     let backend: N.B
 
-    func forward(_ x: Tensor) -> ForwardResult {
-        let out = network.forward(backend.upload(x), backend)
+    func forward(_ x: Tensor) throws -> ForwardResult {
+        let out = try network.forward(backend.upload(x), backend)
         return ForwardResult(backbone: out.backbone.map(backend.download), neck: out.neck.map(backend.download),
                              decodeRaw: backend.download(out.decode))
     }
 
-    func logits(_ x: Tensor, flip: Bool, alignCorners: Bool) -> Tensor {
+    func logits(_ x: Tensor, flip: Bool, alignCorners: Bool) throws -> Tensor {
         let b = backend
         var input = b.upload(x)
         let size = b.shape(of: input).size
         if flip { input = b.flipHorizontal(input) }
-        var y = b.resizeBilinear(network.forward(input, b).decode, to: size, alignCorners: alignCorners)
+        var y = b.resizeBilinear(try network.forward(input, b).decode, to: size, alignCorners: alignCorners)
         if flip { y = b.flipHorizontal(y) }
         return b.download(y)
     }
@@ -78,6 +81,8 @@ public final class SegmentationModel: Sendable {
     public let preprocessing: Preprocessing
     /// Name of the backend the model runs on.
     public let backendName: String
+    /// Channels of the network input (the backbone's `in_channels`; 3 for RGB images).
+    public let inputChannels: Int
     private let runner: any ModelRunner
 
     /// Builds the network `config` describes and maps `weights` (checkpoint key → float tensor,
@@ -94,6 +99,7 @@ public final class SegmentationModel: Sendable {
         backendName = backend.name
         alignCorners = config.resolvedAlignCorners
         numClasses = built.classes
+        inputChannels = built.inputChannels
         preprocessing = built.preprocessing
         runner = built.runner
     }
@@ -110,13 +116,13 @@ public final class SegmentationModel: Sendable {
     }
 
     private static func build<B: Backend>(_ config: ModelConfig, _ store: WeightStore, _ backend: B) throws
-        -> (runner: any ModelRunner, classes: Int, preprocessing: Preprocessing) {
+        -> (runner: any ModelRunner, classes: Int, inputChannels: Int, preprocessing: Preprocessing) {
         let loader = Loader(weights: store, backend: backend)
         if config.isRegSeg {
             let classes = try config.numClasses ?? store.dim("decoder.classifier.weight", 0, default: nil)
             let preprocessing = try config.dataPreprocessor.map(Preprocessing.init) ?? .imagenetUnit
             let network = try RegSeg(config, classes: classes, loader)
-            return (BoundNetwork(network: network, backend: backend), classes, preprocessing)
+            return (BoundNetwork(network: network, backend: backend), classes, 3, preprocessing)
         }
         guard let backboneConfig = config.backbone, let headConfig = config.decodeHead else {
             throw ModelConfigError("the description has no backbone or no decode_head",
@@ -130,33 +136,39 @@ public final class SegmentationModel: Sendable {
         let head = try makeDecodeHead(headConfig, features: neck?.outChannels ?? backbone.outChannels,
                                       classes: classes, loader)
         let network = EncoderDecoder(backbone: backbone, neck: neck, head: head)
-        return (BoundNetwork(network: network, backend: backend), classes, preprocessing)
+        return (BoundNetwork(network: network, backend: backend), classes, backbone.inChannels, preprocessing)
     }
 
-    /// Checks that `input` is N×3×H×W with N, H, W ≥ 1.
-    private func validate(_ input: Tensor) throws {
-        guard let s = Shape4(input.shape), s.n >= 1, s.c == 3, s.h >= 1, s.w >= 1 else {
-            throw SegmentationError.invalidInput("tensor of shape \(input.shape) is not N×3×H×W")
+    /// Runs `body` on `input` once it is checked to be N×`inputChannels`×H×W with N, H, W ≥ 1;
+    /// what the network throws (a layer's `unsupportedSize`, a backend's `DNNLError`) comes out as
+    /// `SegmentationError.inferenceFailed` naming the input shape.
+    private func run<T>(_ input: Tensor, _ body: () throws -> T) throws -> T {
+        guard let s = Shape4(input.shape), s.n >= 1, s.c == inputChannels, s.h >= 1, s.w >= 1 else {
+            throw SegmentationError.invalidInput("tensor of shape \(input.shape) is not N×\(inputChannels)×H×W")
+        }
+        do {
+            return try body()
+        } catch {
+            throw SegmentationError.inferenceFailed(input: s, reason: error)
         }
     }
 
     /// Backbone, neck and raw decode-head outputs for a normalised N×3×H×W input.
+    /// Throws `SegmentationError` (`invalidInput`, or `inferenceFailed` when a layer cannot run).
     public func forward(_ input: Tensor) throws -> ForwardResult {
-        try validate(input)
-        return runner.forward(input)
+        try run(input) { try runner.forward(input) }
     }
 
     /// Whole-image inference (mmseg `encode_decode`, §6.2–6.3): the head's logits resized
     /// (bilinear, `alignCorners`) to the input's H×W. Works on any crop, for slide inference.
+    /// Throws like `forward`.
     public func logits(_ input: Tensor) throws -> Tensor {
-        try validate(input)
-        return runner.logits(input, flip: false, alignCorners: alignCorners)
+        try run(input) { try runner.logits(input, flip: false, alignCorners: alignCorners) }
     }
 
     /// Horizontal-flip inference: flip the input, run `logits`, flip the logits back.
     public func flippedLogits(_ input: Tensor) throws -> Tensor {
-        try validate(input)
-        return runner.logits(input, flip: true, alignCorners: alignCorners)
+        try run(input) { try runner.logits(input, flip: true, alignCorners: alignCorners) }
     }
 
     /// The network input for an H×W×3 8-bit image in `order` (see `Preprocessing`).
@@ -165,8 +177,12 @@ public final class SegmentationModel: Sendable {
     }
 
     /// Logits resized to the original image size (mmseg `postprocess_result`, §6.5).
-    public func resizeLogits(_ logits: Tensor, to size: Size2) -> Tensor {
-        Kernels.resizeBilinear(logits, to: size, alignCorners: alignCorners)
+    /// Throws `invalidInput` unless `logits` is N×C×H×W and `size` is at least 1×1.
+    public func resizeLogits(_ logits: Tensor, to size: Size2) throws -> Tensor {
+        guard let s = Shape4(logits.shape), min(s.n, s.c, s.h, s.w) >= 1, min(size.height, size.width) >= 1 else {
+            throw SegmentationError.invalidInput("cannot resize logits of shape \(logits.shape) to \(size)")
+        }
+        return Kernels.resizeBilinear(logits, to: size, alignCorners: alignCorners)
     }
 
     /// Per-pixel labels of N×C×H×W logits, row-major N×H×W; ties go to the lower class index.

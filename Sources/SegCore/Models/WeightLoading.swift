@@ -160,22 +160,36 @@ struct Loader<B: Backend> {
     func conv(_ weightKey: String, bias biasKey: String? = nil, bn bnPrefix: String?,
               in inChannels: Int, out: Int, kernel: Int, stride: Int = 1, padding: Int = 0,
               dilation: Int = 1, groups: Int = 1, relu: Bool) throws -> B.Conv {
-        guard inChannels > 0, out > 0, kernel > 0, stride > 0, dilation > 0, padding >= 0,
-              groups > 0, inChannels % groups == 0, out % groups == 0 else {
-            throw ModelConfigError("\(weightKey): \(inChannels)→\(out) channels, kernel \(kernel), stride \(stride), "
-                                   + "dilation \(dilation), \(groups) groups do not make a convolution")
-        }
+        try checkGeometry(weightKey, in: inChannels, out: out, kernel: kernel, stride: stride, padding: padding,
+                          dilation: dilation, groups: groups)
         let weight = try weights.take(weightKey, shape: [out, inChannels / groups, kernel, kernel])
         let bias = try biasKey.map { try weights.vector($0, count: out) }
         let bn = try bnPrefix.map { try weights.batchNorm($0, channels: out) }
-        return try folded(weight, bias: bias, bn: bn, stride: stride, padding: padding, dilation: dilation,
-                          groups: groups, relu: relu)
+        return try folded(weightKey, weight, bias: bias, bn: bn, stride: stride, padding: padding,
+                          dilation: dilation, groups: groups, relu: relu)
     }
 
-    /// A conv from loaded tensors with an optional BatchNorm affine map folded in:
-    /// `w' = w · scale`, `b' = b · scale + shift`.
-    func folded(_ weight: Tensor, bias: [Float]?, bn: (scale: [Float], shift: [Float])?, stride: Int = 1,
-                padding: Int = 0, dilation: Int = 1, groups: Int = 1, relu: Bool) throws -> B.Conv {
+    /// Throws unless the sizes make a convolution whose shape arithmetic cannot overflow (each at
+    /// most `ModelConfigError.maxSize`, at most 2²⁸ weights), so that a wild description fails here
+    /// rather than trapping in a kernel.
+    private func checkGeometry(_ key: String, in inChannels: Int, out: Int, kernel: Int, stride: Int, padding: Int,
+                               dilation: Int, groups: Int) throws {
+        let sizes = [inChannels, out, kernel, stride, dilation, padding + 1, groups]
+        guard sizes.allSatisfy({ (1...ModelConfigError.maxSize).contains($0) }), kernel <= 1 << 10,
+              inChannels % groups == 0, out % groups == 0, out * (inChannels / groups) * kernel * kernel <= 1 << 28
+        else {
+            throw ModelConfigError("\(key): \(inChannels)→\(out) channels, kernel \(kernel), stride \(stride), "
+                                   + "padding \(padding), dilation \(dilation), \(groups) groups do not make a "
+                                   + "convolution")
+        }
+    }
+
+    /// A conv from loaded tensors (`weight` is (OC, C/groups, K, K), from `key`) with an optional
+    /// BatchNorm affine map folded in: `w' = w · scale`, `b' = b · scale + shift`.
+    func folded(_ key: String, _ weight: Tensor, bias: [Float]?, bn: (scale: [Float], shift: [Float])?,
+                stride: Int = 1, padding: Int = 0, dilation: Int = 1, groups: Int = 1, relu: Bool) throws -> B.Conv {
+        try checkGeometry(key, in: weight.shape[1] * groups, out: weight.shape[0], kernel: weight.shape[2],
+                          stride: stride, padding: padding, dilation: dilation, groups: groups)
         var weight = weight
         var bias = bias
         if let bn {
@@ -219,7 +233,7 @@ struct SeparableConv<B: Backend>: Sendable {
     let depthwise: B.Conv
     let pointwise: B.Conv
 
-    func callAsFunction(_ x: B.Activation, _ b: B) -> B.Activation {
-        b.conv2d(b.conv2d(x, depthwise), pointwise)
+    func callAsFunction(_ x: B.Activation, _ b: B) throws -> B.Activation {
+        try b.conv2d(b.conv2d(x, depthwise), pointwise)
     }
 }

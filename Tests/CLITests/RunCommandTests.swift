@@ -1,0 +1,166 @@
+import Foundation
+import Testing
+import TestSupport
+
+/// `aerialseg run` as a user runs it: real files in, GDAL-checked files out, bad input, kill -9.
+@Suite(.serialized) struct RunCommandTests {
+    let fixture = Fixtures.local("mmseg/dlv3p_r18_d8_potsdam")
+
+    /// A pipeline with the small fixture model (1/16 widths) so the tests run fast.
+    func smallPipeline(in dir: URL, crop: Int = 64, stride: Int = 48) throws -> String {
+        let json = try JSONSerialization.jsonObject(with: Data(contentsOf: fixture.appendingPathComponent("oracle.json")))
+            as! [String: Any]
+        var model: [String: Any] = [:]
+        for key in ["backbone", "decode_head", "data_preprocessor"] { model[key] = json[key] }
+        let text = "model: " + String(decoding: try JSONSerialization.data(withJSONObject: model), as: UTF8.self)
+            + "\nclasses: [impervious_surface, building, low_vegetation, tree, car, clutter]"
+            + "\ntiling: {crop: \(crop), stride: \(stride), blend: hann}\n"
+        let path = dir.appendingPathComponent("small.yaml").path
+        try text.write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+
+    var checkpoint: String { fixture.appendingPathComponent("checkpoint.pth").path }
+
+    /// Outputs have the input's size, CRS and geotransform (per gdalinfo), and are what they claim to be.
+    @Test(arguments: ["rasters/rgb1.tif", "rasters/test_tiled.tif", "shared:data/spacenet-roads/pan_uint16.tif",
+                      "shared:data/naip/naip_rgbn_2020.tif"])
+    func outputsAreGeoreferencedLikeTheInput(_ name: String) throws {
+        let input: String
+        if name.hasPrefix("shared:") {
+            guard let url = Fixtures.shared(String(name.dropFirst(7))) else { return }
+            input = url.path
+        } else {
+            input = Fixtures.local(name).path
+        }
+        let dir = Fixtures.temporaryDirectory("aerialseg-run")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let bands = name.contains("pan_uint16") ? "1,1,1" : "1,2,3"
+        let out = dir.appendingPathComponent("out").path
+        let result = try Tool.run(Tool.aerialseg, ["run", try smallPipeline(in: dir, crop: 256, stride: 192),
+                                                   "--input", input, "--output", out, "--checkpoint", checkpoint,
+                                                   "--bands", bands, "--quiet"])
+        try #require(result.status == 0, "\(result.stderr)")
+        let stem = ((input as NSString).lastPathComponent as NSString).deletingPathExtension
+        let source = try Tool.gdalinfoJSON(input)
+        for suffix in ["labels.tif", "confidence.tif"] {
+            let info = try Tool.gdalinfoJSON("\(out)/\(stem).\(suffix)")
+            #expect((info["size"] as! [Int]) == (source["size"] as! [Int]))
+            let gt = info["geoTransform"] as! [Double], sgt = source["geoTransform"] as! [Double]
+            for (a, b) in zip(gt, sgt) { #expect(abs(a - b) <= 1e-9 * max(1, abs(b))) }
+            #expect((info["stac"] as? [String: Any])?["proj:epsg"] as? Int
+                    == (source["stac"] as? [String: Any])?["proj:epsg"] as? Int)
+            let structure = (info["metadata"] as! [String: Any])["IMAGE_STRUCTURE"] as! [String: String]
+            #expect(structure["LAYOUT"] == "COG")
+        }
+        let labels = try Tool.gdalinfoJSON("\(out)/\(stem).labels.tif")
+        let band = (labels["bands"] as! [[String: Any]])[0]
+        #expect(band["noDataValue"] as? Double == 255)
+        #expect((band["categories"] as? [String])?.count == 6)
+        #expect(band["colorTable"] != nil)
+        #expect(FileManager.default.fileExists(atPath: "\(out)/\(stem).preview.png"))
+        let leftovers = try FileManager.default.contentsOfDirectory(atPath: out).filter { $0.hasPrefix(".") }
+        #expect(leftovers.isEmpty, "no staging or work folder left: \(leftovers)")
+        if name.contains("naip") {
+            // The nodata collar (all bands 0) becomes label 255.
+            let stats = try Tool.run("gdalinfo", ["-hist", "\(out)/\(stem).labels.tif"])
+            #expect(stats.status == 0)
+        }
+    }
+
+    /// kill -9 at a random point, run again: the outputs are byte-identical to an uninterrupted run.
+    @Test func killedRunResumesToIdenticalBytes() throws {
+        let dir = Fixtures.temporaryDirectory("aerialseg-kill")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let pipeline = try smallPipeline(in: dir)
+        let input = Fixtures.local("rasters/ortho_10cm.tif").path
+        func arguments(_ out: String) -> [String] {
+            ["run", pipeline, "--input", input, "--output", out, "--checkpoint", checkpoint, "--quiet"]
+        }
+        let reference = dir.appendingPathComponent("reference").path
+        let clean = try Tool.run(Tool.aerialseg, arguments(reference))
+        try #require(clean.status == 0, "\(clean.stderr)")
+
+        let resumed = dir.appendingPathComponent("resumed").path
+        var killedMidway = false
+        for attempt in 0..<4 {
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: Tool.aerialseg)
+            process.arguments = arguments(resumed)
+            process.standardOutput = FileHandle.nullDevice
+            process.standardError = FileHandle.nullDevice
+            try process.run()
+            // Wait until some row bands are on disk, then kill -9 at a random moment.
+            let deadline = Date().addingTimeInterval(60)
+            while process.isRunning && Date() < deadline && doneMarkers(resumed) < 2 + attempt { usleep(20_000) }
+            usleep(UInt32.random(in: 0..<200_000))
+            if process.isRunning {
+                kill(process.processIdentifier, SIGKILL)
+                killedMidway = true
+            }
+            process.waitUntilExit()
+            if killedMidway { break }
+            try? FileManager.default.removeItem(atPath: resumed)
+        }
+        #expect(killedMidway, "the run finished before it could be killed")
+        let visible = (try? FileManager.default.contentsOfDirectory(atPath: resumed)) ?? []
+        #expect(!visible.contains("ortho_10cm.labels.tif"), "nothing under a final name before completion")
+        let again = try Tool.run(Tool.aerialseg, arguments(resumed))
+        try #require(again.status == 0, "\(again.stderr)")
+        #expect(again.stdout.contains("resumed after"))
+        for name in ["ortho_10cm.labels.tif", "ortho_10cm.labels.tif.aux.xml", "ortho_10cm.confidence.tif",
+                     "ortho_10cm.preview.png"] {
+            let a = try Data(contentsOf: URL(fileURLWithPath: "\(reference)/\(name)"))
+            let b = try Data(contentsOf: URL(fileURLWithPath: "\(resumed)/\(name)"))
+            #expect(a == b, "\(name) differs after resume")
+        }
+    }
+
+    func doneMarkers(_ out: String) -> Int {
+        let fm = FileManager.default
+        guard let work = (try? fm.contentsOfDirectory(atPath: out))?.first(where: { $0.hasPrefix(".aerialseg-work-") })
+        else { return 0 }
+        return ((try? fm.contentsOfDirectory(atPath: "\(out)/\(work)")) ?? []).filter { $0.hasSuffix(".done") }.count
+    }
+
+    /// Bad inputs: one clear line each; the good input among them still succeeds; exit code 1.
+    @Test func badInputsDoNotStopTheOthers() throws {
+        let dir = Fixtures.temporaryDirectory("aerialseg-bad")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let noGeo = dir.appendingPathComponent("nogeo.tif").path
+        _ = try Tool.run("gdal_translate", ["-q", "-of", "GTiff", "-co", "PROFILE=BASELINE",
+                                            Fixtures.local("rasters/rgb1.tif").path, noGeo])
+        try? FileManager.default.removeItem(atPath: noGeo + ".aux.xml")
+        let oneBand = Fixtures.local("rasters/canopy_mask.tif").path
+        let truncated = dir.appendingPathComponent("cut.tif").path
+        try Data(contentsOf: Fixtures.local("rasters/rgb1.tif")).prefix(60_000).write(to: URL(fileURLWithPath: truncated))
+        let good = Fixtures.local("rasters/rgb1.tif").path
+        let out = dir.appendingPathComponent("out").path
+        let result = try Tool.run(Tool.aerialseg, ["run", try smallPipeline(in: dir, crop: 128, stride: 96), "--input",
+                                                   noGeo, oneBand, truncated, "/nonexistent.tif", good,
+                                                   "--output", out, "--checkpoint", checkpoint, "--quiet"])
+        #expect(result.status == 1)
+        let errors = result.stderr.split(separator: "\n").filter { $0.hasPrefix("aerialseg: error: ") }
+        #expect(errors.count == 4, "\(result.stderr)")
+        #expect(result.stderr.contains("\(noGeo): has no georeferencing"))
+        #expect(result.stderr.contains("\(oneBand): has 1 band(s) but the pipeline reads bands [1, 2, 3]"))
+        #expect(result.stderr.contains("\(truncated): "))
+        #expect(result.stderr.contains("/nonexistent.tif: no such file"))
+        #expect(!result.stderr.contains("Fatal error") && !result.stderr.contains("Backtrace"))
+        #expect(FileManager.default.fileExists(atPath: "\(out)/rgb1.labels.tif"))
+        #expect(!FileManager.default.fileExists(atPath: "\(out)/cut.labels.tif"))
+        #expect(result.stdout.contains("1 of 5 inputs done, 4 failed"))
+    }
+
+    @Test func checkpointThatDoesNotFitTheModel() throws {
+        let dir = Fixtures.temporaryDirectory("aerialseg-misfit")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let pipeline = Fixtures.packageRoot
+            .appendingPathComponent("Pipelines/fcn_r50-d8_4xb4-80k_ade20k-512x512.yaml").path
+        let result = try Tool.run(Tool.aerialseg, ["run", pipeline, "--input", Fixtures.local("rasters/rgb1.tif").path,
+                                                   "--output", dir.path, "--checkpoint", checkpoint])
+        #expect(result.status == 2)
+        #expect(result.stderr.hasPrefix("aerialseg: error: \(checkpoint): "), "\(result.stderr)")
+        #expect(result.stderr.split(separator: "\n").count == 1)
+    }
+}

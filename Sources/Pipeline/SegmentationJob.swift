@@ -26,6 +26,7 @@ public final class SegmentationJob {
             throw PipelineError(path: "--bands", reason: "the model takes 3 input channels, got bands \(bands)",
                                 hint: "give three 1-based raster bands, e.g. --bands 1,2,3")
         }
+        GDAL.setBlockCacheSize(options.blockCacheBytes)
         loaded = try ModelLoading.load(options.pipeline, checkpoint: options.checkpoint, backend: options.backend,
                                        threads: options.threads)
         let pre = loaded.model.preprocessing
@@ -76,28 +77,26 @@ public final class SegmentationJob {
         }
         var counts = (run: 0, skipped: 0, done: replayRow * grid.columnOrigins.count * views)
         var modelSeconds = 0.0
-        let crop = grid.crop
-        var pixels = [Float](repeating: 0, count: 3 * crop * crop)
-        var valid = [UInt8](repeating: 0, count: crop * crop)
+        // Windows in processing order; a reader thread fetches them ahead of the model.
+        func viewTiles(_ row: Int, _ view: Int) -> [Tile] {
+            view == 0 ? grid.tiles(inRow: row) : grid.mirroredTiles(inRow: row)
+        }
+        let order = (replayRow..<grid.rowOrigins.count).flatMap { row in (0..<views).flatMap { viewTiles(row, $0) } }
+        let reader = TileReader(path: input, bands: bands, tiles: order)
+        defer { reader.cancel() }
 
         for row in replayRow..<grid.rowOrigins.count {
             for view in 0..<views {
-                let tiles = view == 0 ? grid.tiles(inRow: row) : grid.mirroredTiles(inRow: row)
-                for tile in tiles {
-                    let window = PixelWindow(x: tile.x, y: tile.y, width: tile.width, height: tile.height)
-                    let n = window.pixelCount
-                    try pixels.withUnsafeMutableBufferPointer { p in
-                        try valid.withUnsafeMutableBufferPointer { v in
-                            try ds.read(window, bands: bands, into: UnsafeMutableBufferPointer(rebasing: p[0..<(3 * n)]),
-                                        validity: UnsafeMutableBufferPointer(rebasing: v[0..<n]))
-                        }
-                    }
+                for tile in viewTiles(row, view) {
+                    let item = reader.next()
+                    precondition(item.tile == tile, "reader out of order")
+                    let (pixels, valid) = try item.result.get()
                     counts.done += 1
                     defer {
                         progress(RunProgress(input: input, windowsDone: counts.done, windowsTotal: total,
                                              elapsedSeconds: (ContinuousClock.now - start).seconds))
                     }
-                    guard valid[0..<n].contains(1) else {  // nothing to see here: no inference
+                    guard valid.contains(1) else {  // nothing to see here: no inference
                         counts.skipped += 1
                         continue
                     }

@@ -14,6 +14,19 @@ public final class StreamingStitcher {
     private var weights: [[Float]] = []
     private var firstRow = 0
     private var finishedGridRows = 0
+    /// Blend weights depend only on a tile's size and which image borders it touches.
+    private struct WeightKey: Hashable { let width, height: Int, left, right, top, bottom: Bool }
+    private var weightCache: [WeightKey: [Float]] = [:]
+
+    private func blendWeights(_ tile: Tile) -> [Float] {
+        let key = WeightKey(width: tile.width, height: tile.height, left: tile.x == 0,
+                            right: tile.x + tile.width == grid.imageWidth, top: tile.y == 0,
+                            bottom: tile.y + tile.height == grid.imageHeight)
+        if let cached = weightCache[key] { return cached }
+        let w = blend.weights(for: tile, imageWidth: grid.imageWidth, imageHeight: grid.imageHeight)
+        weightCache[key] = w
+        return w
+    }
 
     /// A stitcher whose grid rows before `startGridRow` are already done (resuming a job): it
     /// accepts windows from `startGridRow` on, and the image rows above `grid.rowOrigins[startGridRow]`
@@ -42,7 +55,7 @@ public final class StreamingStitcher {
             sums.append([Float](repeating: 0, count: classes * width))
             weights.append([Float](repeating: 0, count: width))
         }
-        let w = blend.weights(for: tile, imageWidth: grid.imageWidth, imageHeight: grid.imageHeight)
+        let w = blendWeights(tile)
         let plane = tile.width * tile.height
         for r in 0..<tile.height {
             let row = tile.y + r - firstRow

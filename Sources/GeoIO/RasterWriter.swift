@@ -175,6 +175,7 @@ func createCOG(from src: GDALDatasetH, to destination: String, resampling: Overv
     let options: [(String, String)] = [
         ("COMPRESS", compression.rawValue), ("PREDICTOR", "YES"), ("BLOCKSIZE", "\(blockSize)"),
         ("OVERVIEW_RESAMPLING", resampling.rawValue), ("BIGTIFF", "IF_SAFER"),
+        ("NUM_THREADS", "ALL_CPUS"),  // compresses tiles in parallel; tiles are still written in order
     ]
     let message: String? = withCStringList(options) { list in
         withQuietGDAL {

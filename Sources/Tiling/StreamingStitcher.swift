@@ -82,18 +82,11 @@ public final class StreamingStitcher {
             sums.append([Float](repeating: 0, count: classes * width))
             weights.append([Float](repeating: 0, count: width))
         }
-        var band = StitchedBand(rows: range, width: width, classes: classes)
-        for (k, y) in range.enumerated() {
-            let sum = sums[y - firstRow], weight = weights[y - firstRow]
-            for c in 0..<classes {
-                for x in 0..<width {
-                    let v = weight[x] > 0 ? sum[c * width + x] / weight[x] : 0
-                    band.logits[(c * range.count + k) * width + x] = v
-                }
-            }
-            for x in 0..<width { band.weight[k * width + x] = weight[x] }
-        }
+        // The finished rows move into the band as they are (no copy); division happens on access.
         let drop = range.upperBound - firstRow
+        let skip = range.lowerBound - firstRow
+        let band = StitchedBand(rows: range, width: width, classes: classes,
+                                sums: Array(sums[skip..<drop]), weights: Array(weights[skip..<drop]))
         sums.removeFirst(drop)
         weights.removeFirst(drop)
         firstRow = range.upperBound
@@ -101,23 +94,59 @@ public final class StreamingStitcher {
     }
 }
 
-/// Final blended logits of some image rows.
+/// Final blended logits of some image rows: accumulated weight × logits and weights, divided on access.
 public struct StitchedBand: Sendable {
     /// Image rows covered.
     public let rows: Range<Int>
     public let width: Int
     public let classes: Int
-    /// Blended logits, (classes, rows.count, width) row-major.
-    public var logits: [Float]
-    /// Total blending weight per pixel, (rows.count, width); 0 where no window was run.
-    public var weight: [Float]
+    /// Per row: Σ weight × logits, (classes, width).
+    let sums: [[Float]]
+    /// Per row: Σ weight, (width); 0 where no window was run.
+    let weights: [[Float]]
 
-    init(rows: Range<Int>, width: Int, classes: Int) {
+    init(rows: Range<Int>, width: Int, classes: Int, sums: [[Float]], weights: [[Float]]) {
         self.rows = rows
         self.width = width
         self.classes = classes
-        logits = [Float](repeating: 0, count: classes * rows.count * width)
-        weight = [Float](repeating: 0, count: rows.count * width)
+        self.sums = sums
+        self.weights = weights
+    }
+
+    /// A band from flat blended logits (classes, rows, width) and weights (rows, width).
+    public init(rows: Range<Int>, width: Int, classes: Int, logits: [Float], weight: [Float]) {
+        let n = rows.count * width
+        precondition(logits.count == classes * n && weight.count == n)
+        self.init(rows: rows, width: width, classes: classes,
+                  sums: (0..<rows.count).map { k in
+                      (0..<(classes * width)).map { j in
+                          let (c, x) = (j / width, j % width)
+                          return logits[c * n + k * width + x] * weight[k * width + x]
+                      }
+                  },
+                  weights: (0..<rows.count).map { k in Array(weight[(k * width)..<((k + 1) * width)]) })
+    }
+
+    /// Blended logit of class `c` at band row `k`, column `x` (0 where no window was run).
+    @inline(__always)
+    public func logit(_ c: Int, row k: Int, column x: Int) -> Float {
+        let w = weights[k][x]
+        return w > 0 ? sums[k][c * width + x] / w : 0
+    }
+
+    /// Total blending weight at band row `k`, column `x`.
+    @inline(__always)
+    public func weight(row k: Int, column x: Int) -> Float { weights[k][x] }
+
+    /// All blended logits, (classes, rows.count, width) row-major.
+    public var logits: [Float] {
+        var out = [Float](repeating: 0, count: classes * rows.count * width)
+        for c in 0..<classes {
+            for k in 0..<rows.count {
+                for x in 0..<width { out[(c * rows.count + k) * width + x] = logit(c, row: k, column: x) }
+            }
+        }
+        return out
     }
 
     /// Per pixel: argmax class (first index on ties) and its softmax probability; pixels with no

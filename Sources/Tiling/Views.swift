@@ -27,24 +27,30 @@ extension WindowGrid {
 public func mergeViews(_ views: [StitchedBand], invalidLabel: UInt8 = 255) -> (labels: [UInt8], confidence: [Float]) {
     precondition(!views.isEmpty)
     let first = views[0]
-    let classes = first.classes
-    let n = first.rows.count * first.width
+    let (classes, width) = (first.classes, first.width)
+    let n = first.rows.count * width
     var labels = [UInt8](repeating: invalidLabel, count: n)
     var confidence = [Float](repeating: 0, count: n)
     var probability = [Float](repeating: 0, count: classes)
-    for p in 0..<n where views.allSatisfy({ $0.weight[p] > 0 }) {
-        for c in 0..<classes { probability[c] = 0 }
-        for view in views {
-            var top = view.logits[p]
-            for c in 1..<max(classes, 1) { top = max(top, view.logits[c * n + p]) }
-            var sum: Float = 0
-            for c in 0..<classes { sum += expf(view.logits[c * n + p] - top) }
-            for c in 0..<classes { probability[c] += expf(view.logits[c * n + p] - top) / sum }
+    var logits = [Float](repeating: 0, count: classes)
+    for k in 0..<first.rows.count {
+        for x in 0..<width where views.allSatisfy({ $0.weight(row: k, column: x) > 0 }) {
+            for c in 0..<classes { probability[c] = 0 }
+            for view in views {
+                for c in 0..<classes { logits[c] = view.logit(c, row: k, column: x) }
+                let top = logits.max()!
+                var sum: Float = 0
+                for c in 0..<classes {
+                    logits[c] = expf(logits[c] - top)
+                    sum += logits[c]
+                }
+                for c in 0..<classes { probability[c] += logits[c] / sum }
+            }
+            var best = 0
+            for c in 1..<max(classes, 1) where probability[c] > probability[best] { best = c }
+            labels[k * width + x] = UInt8(clamping: best)
+            confidence[k * width + x] = probability[best] / Float(views.count)
         }
-        var best = 0
-        for c in 1..<max(classes, 1) where probability[c] > probability[best] { best = c }
-        labels[p] = UInt8(clamping: best)
-        confidence[p] = probability[best] / Float(views.count)
     }
     return (labels, confidence)
 }

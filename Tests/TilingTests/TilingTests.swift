@@ -82,7 +82,7 @@ import Testing
             let band = stitcher.finishGridRow(row)
             for c in 0..<classes {
                 for (k, y) in band.rows.enumerated() {
-                    for x in 0..<w { out[(c * h + y) * w + x] = band.logits[(c * band.rows.count + k) * w + x] }
+                    for x in 0..<w { out[(c * h + y) * w + x] = band.logit(c, row: k, column: x) }
                 }
             }
         }
@@ -106,7 +106,7 @@ import Testing
                     fakeLogits(t, classes: 1, windowBias: true).withUnsafeBufferPointer { stitcher.add(t, logits: $0) }
                 }
                 let band = stitcher.finishGridRow(row)
-                for (k, y) in band.rows.enumerated() { for x in 0..<w { image[y * w + x] = band.logits[k * w + x] } }
+                for (k, y) in band.rows.enumerated() { for x in 0..<w { image[y * w + x] = band.logit(0, row: k, column: x) } }
             }
             var step: Float = 0
             for y in 0..<h { for x in 1..<w { step = max(step, abs(image[y * w + x] - image[y * w + x - 1])) } }
@@ -127,9 +127,8 @@ import Testing
     }
 
     @Test func labelsAndConfidence() {
-        var band = StitchedBand(rows: 0..<1, width: 3, classes: 2)
-        band.logits = [0, 2, 1, /* class 1: */ 0, 1, 1]
-        band.weight = [1, 1, 0]
+        let band = StitchedBand(rows: 0..<1, width: 3, classes: 2, logits: [0, 2, 1, /* class 1: */ 0, 1, 1],
+                                weight: [1, 1, 0])
         let (labels, confidence) = band.labelsAndConfidence()
         #expect(labels == [0, 0, 255], "ties go to the first class; no window → 255")
         #expect(abs(confidence[0] - 0.5) < 1e-6 && abs(confidence[1] - 1 / (1 + expf(-1))) < 1e-6)

@@ -3,15 +3,6 @@ import Foundation
 
 /// Reads rasters and reports what GeoIO sees (`aerialseg info`).
 public enum RasterInspection {
-    /// The summary type (GeoIO's `RasterInfo`).
-    public typealias Info = RasterInfo
-
-    /// Pretty-printed JSON with sorted keys.
-    public static func json(_ infos: [RasterInfo]) throws -> String {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        return String(decoding: try encoder.encode(infos), as: UTF8.self)
-    }
 
     /// Opens `path` and summarises it; throws `GeoIOError` with a clear message for bad input.
     public static func info(path: String) throws -> RasterInfo {

@@ -20,3 +20,27 @@ func fail(_ error: any Error, code: Int32 = 2) -> ExitCode {
 func printError(_ line: String) {
     FileHandle.standardError.write(Data((line + "\n").utf8))
 }
+
+/// Reports on each file: a text block per file, or one JSON array; a file that fails gets its one
+/// error line and the others go on; exit code 2 if any failed.
+func reportEach<Report: Encodable>(
+    _ files: [String], json: Bool, _ make: (String) throws -> Report, describe: (Report) -> String
+) throws {
+    var reports: [Report] = []
+    var failed = false
+    for file in files {
+        do {
+            let report = try make(file)
+            if json { reports.append(report) } else { print(describe(report)) }
+        } catch {
+            printError("aerialseg: error: \(error)")
+            failed = true
+        }
+    }
+    if json {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        print(String(decoding: try encoder.encode(reports), as: UTF8.self))
+    }
+    if failed { throw ExitCode(2) }
+}

@@ -14,20 +14,6 @@ struct Info: AsyncParsableCommand {
     var json = false
 
     func run() async throws {
-        var infos: [RasterInspection.Info] = []
-        var failed = false
-        for file in files {
-            do {
-                let info = try RasterInspection.info(path: file)
-                if json { infos.append(info) } else { print(RasterInspection.describe(info)) }
-            } catch {
-                printError("aerialseg: error: \(error)")
-                failed = true
-            }
-        }
-        if json {
-            print(try RasterInspection.json(infos))
-        }
-        if failed { throw ExitCode(2) }
+        try reportEach(files, json: json, RasterInspection.info(path:), describe: RasterInspection.describe)
     }
 }

@@ -14,22 +14,6 @@ struct Inspect: AsyncParsableCommand {
     var json = false
 
     func run() async throws {
-        var reports: [CheckpointReport] = []
-        var failed = false
-        for file in files {
-            do {
-                let report = try CheckpointInspection.report(path: file)
-                if json { reports.append(report) } else { print(CheckpointInspection.describe(report)) }
-            } catch {
-                printError("aerialseg: error: \(error)")
-                failed = true
-            }
-        }
-        if json {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-            print(String(decoding: try encoder.encode(reports), as: UTF8.self))
-        }
-        if failed { throw ExitCode(2) }
+        try reportEach(files, json: json, CheckpointInspection.report(path:), describe: CheckpointInspection.describe)
     }
 }

@@ -65,6 +65,10 @@ public final class SegmentationJob {
         let names = outputNames(for: input)
         let output = try StagedOutput(directory: options.outputDirectory)
         let work = try WorkFolder(directory: options.outputDirectory, key: resumeKey(input: input, dataset: ds))
+        if options.tta == .msFlip {
+            return try runMultiScale(ds, input: input, bands: bands, transform: transform, crs: crs, names: names,
+                                     output: output, work: work, start: start, progress: progress)
+        }
         let classes = loaded.model.numClasses
         let views = options.tta == .flip ? 2 : 1
         let total = grid.count * views
@@ -115,7 +119,35 @@ public final class SegmentationJob {
             }
         }
 
-        // Mosaic the bands into COGs, then the preview, all staged; move into place; drop the work folder.
+        let outputs = try finishOutputs(grid: grid, names: names, output: output, work: work)
+        return RunResult(input: input, outputs: outputs, windowsRun: counts.run,
+                         windowsSkipped: counts.skipped, resumedGridRows: resumeRow,
+                         seconds: (ContinuousClock.now - start).seconds, modelSeconds: modelSeconds)
+    }
+
+    /// The 12-view TTA path: one band covering the whole image (not resumable mid-image).
+    private func runMultiScale(_ ds: Dataset, input: String, bands: [Int], transform: GeoTransform,
+                               crs: SpatialReference, names: (labels: String, confidence: String, preview: String),
+                               output: StagedOutput, work: WorkFolder, start: ContinuousClock.Instant,
+                               progress: (RunProgress) -> Void) throws -> RunResult {
+        let side = max(ds.width, ds.height, 32)
+        let grid = try WindowGrid(imageWidth: ds.width, imageHeight: ds.height, crop: side, stride: side)
+        var counts = (run: 0, skipped: 0, done: 0)
+        var modelSeconds = 0.0
+        if work.completedGridRows(grid) == 0 {
+            let band = try multiScaleFlip(ds, input: input, bands: bands, progress: progress, counts: &counts,
+                                          modelSeconds: &modelSeconds)
+            try writeBand([band], gridRow: 0, dataset: ds, bands: bands, transform: transform, crs: crs, work: work)
+        }
+        let outputs = try finishOutputs(grid: grid, names: names, output: output, work: work)
+        return RunResult(input: input, outputs: outputs, windowsRun: counts.run, windowsSkipped: 0,
+                         resumedGridRows: counts.run == 0 ? 1 : 0, seconds: (ContinuousClock.now - start).seconds,
+                         modelSeconds: modelSeconds)
+    }
+
+    /// Mosaics the bands into COGs, then the preview, all staged; moves them into place; drops the work folder.
+    private func finishOutputs(grid: WindowGrid, names: (labels: String, confidence: String, preview: String),
+                               output: StagedOutput, work: WorkFolder) throws -> [String] {
         let pieces = work.bandFiles(grid)
         let style = BandStyle(noDataValue: 255, colorTable: loaded.palette.map { RGBA(UInt8($0[0]), UInt8($0[1]), UInt8($0[2])) },
                               categoryNames: loaded.classes, description: "class")
@@ -133,13 +165,11 @@ public final class SegmentationJob {
         }
         try output.commit(primaries: primaries)
         work.remove()
-        return RunResult(input: input, outputs: primaries.map(output.finalPath), windowsRun: counts.run,
-                         windowsSkipped: counts.skipped, resumedGridRows: resumeRow,
-                         seconds: (ContinuousClock.now - start).seconds, modelSeconds: modelSeconds)
+        return primaries.map(output.finalPath)
     }
 
     /// (3, h, w) raster values → the network's normalised 1×3×h×w input.
-    private func makeInput(_ pixels: [Float], height: Int, width: Int) -> Tensor {
+    func makeInput(_ pixels: [Float], height: Int, width: Int) -> Tensor {
         let n = height * width
         var data = [Float](repeating: 0, count: 3 * n)
         let (mean, std, scale, reverse) = preprocessing

@@ -5,6 +5,9 @@ public enum TTAMode: String, Sendable, Codable, CaseIterable {
     /// mmseg's horizontal-flip TTA: slide inference on the image and on its mirror image (flipped
     /// back), merged as the mean of the two softmax maps.
     case flip
+    /// mmseg's 12-view multi-scale + flip TTA (ratios 0.5…1.75, cv2-exact resize of the 8-bit image).
+    /// Holds the whole image in memory, so it is limited to moderate image sizes.
+    case msFlip = "ms-flip"
 }
 
 extension WindowGrid {

@@ -34,7 +34,7 @@ struct Run: AsyncParsableCommand {
     @Option(help: "mean (mmseg's average) or hann (seam-free).")
     var blend: String?
 
-    @Option(help: "Test-time augmentation: none or flip.")
+    @Option(help: "Test-time augmentation: none, flip or ms-flip (12 views, images up to 4096² pixels).")
     var tta = "none"
 
     @Option(help: "Confidence raster: uint8, float32 or none.")
@@ -57,7 +57,7 @@ struct Run: AsyncParsableCommand {
 
     func validate() throws {
         if Blend(rawValue: blend ?? "mean") == nil { throw ValidationError("--blend must be mean or hann") }
-        if TTAMode(rawValue: tta) == nil { throw ValidationError("--tta must be none or flip") }
+        if TTAMode(rawValue: tta) == nil { throw ValidationError("--tta must be none, flip or ms-flip") }
         if ConfidenceFormat(rawValue: confidence) == nil {
             throw ValidationError("--confidence must be uint8, float32 or none")
         }

@@ -93,4 +93,27 @@ import Tiling
         #expect(mismatches == 0)
         #expect(worst <= 1e-4)
     }
+
+    /// 12-view multi-scale + flip TTA (whole-image windows, as the Potsdam config's test mode) vs
+    /// mmseg's own `tta_mean_softmax` and `tta_pred`.
+    @Test(arguments: ["64x64", "96x80"])
+    func multiScaleFlipParity(_ caseName: String) throws {
+        guard let folder = Fixtures.shared("fixtures/mmseg/dlv3p_r18_d8_potsdam") else { return }
+        let fixture = try OracleFixture(folder: folder)
+        let classes = try #require(fixture.json["num_classes"] as? Int)
+        let got = try run(fixture, case: caseName, crop: 512, stride: 341, tta: .msFlip)
+        let mean = try fixture.floats(caseName, "tta_mean_softmax")
+        let pred = try fixture.bytes(caseName, "tta_pred").withUnsafeBytes { Array($0.bindMemory(to: Int32.self)) }
+        let n = mean.count / classes
+        #expect(got.labels.count == n && pred.count == n)
+        var worst: Float = 0, mismatches = 0
+        for p in 0..<n {
+            let column = (0..<classes).map { mean[$0 * n + p] }
+            let sorted = column.sorted(by: >)
+            worst = max(worst, abs(got.confidence[p] - sorted[0]))
+            if Int32(got.labels[p]) != pred[p] && sorted[0] - sorted[1] >= 1e-4 { mismatches += 1 }
+        }
+        #expect(mismatches == 0)
+        #expect(worst <= 1e-4, "max |confidence - mmseg mean softmax max| = \(worst)")
+    }
 }

@@ -70,3 +70,13 @@ func gdalError(_ code: GeoIOError.Code, path: String, fallback: String, hint: St
     return GeoIOError(code, path: path, message: message, hint: hint)
 }
 
+
+/// Closes a dataset that was written and reports what GDAL said while flushing (e.g. disk full).
+/// `GDALClose` returns nothing in GDAL 3.6, so the error is read back from CPLGetLastErrorType/Msg.
+func closeWritten(_ handle: GDALDatasetH, path: String) throws {
+    let message: String? = withQuietGDAL {
+        GDALClose(handle)
+        return takeLastGDALError()
+    }
+    if let message { throw GeoIOError(.writeFailed, path: path, message: message, hint: "is the disk full?") }
+}

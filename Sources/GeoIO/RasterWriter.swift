@@ -143,13 +143,7 @@ public final class RasterWriter {
     public func close() throws {
         guard let h = handle else { return }
         handle = nil
-        let message: String? = withQuietGDAL {
-            GDALClose(h)
-            return takeLastGDALError()
-        }
-        if let message {
-            throw GeoIOError(.writeFailed, path: path, message: message, hint: "is the disk full?")
-        }
+        try closeWritten(h, path: path)
     }
 }
 

@@ -61,11 +61,5 @@ public struct GeoTransform: Hashable, Sendable, CustomStringConvertible {
         return GeoTransform(c)
     }
 
-    /// The transform of the same extent resampled by `factor` (> 1 means coarser pixels).
-    public func scaled(by factor: Double) -> GeoTransform {
-        let c = coefficients
-        return GeoTransform([c[0], c[1] * factor, c[2] * factor, c[3], c[4] * factor, c[5] * factor])
-    }
-
     public var description: String { "(" + coefficients.map { "\($0)" }.joined(separator: ", ") + ")" }
 }

@@ -61,10 +61,25 @@ import TestSupport
         #expect(FileManager.default.fileExists(atPath: "\(out)/\(stem).preview.png"))
         let leftovers = try FileManager.default.contentsOfDirectory(atPath: out).filter { $0.hasPrefix(".") }
         #expect(leftovers.isEmpty, "no staging or work folder left: \(leftovers)")
-        if name.contains("naip") {
-            // The nodata collar (all bands 0) becomes label 255.
-            let stats = try Tool.run("gdalinfo", ["-hist", "\(out)/\(stem).labels.tif"])
-            #expect(stats.status == 0)
+        if name == "rasters/rgb1.tif" {
+            // The nodata collar (all bands 0) becomes label 255; every other pixel gets a class.
+            func raw(_ path: String, _ bandArgs: [String]) throws -> [UInt8] {
+                let out = dir.appendingPathComponent(UUID().uuidString + ".raw").path
+                let r = try Tool.run("gdal_translate", ["-q", "-of", "ENVI", "-co", "INTERLEAVE=BSQ"] + bandArgs + [path, out])
+                try #require(r.status == 0, "\(r.stderr)")
+                return [UInt8](try Data(contentsOf: URL(fileURLWithPath: out)))
+            }
+            let pixels = try raw(input, ["-b", "1", "-b", "2", "-b", "3"])
+            let labels = try raw("\(out)/\(stem).labels.tif", [])
+            let n = labels.count
+            var collar = 0, wrong = 0
+            for p in 0..<n {
+                let isCollar = pixels[p] == 0 && pixels[n + p] == 0 && pixels[2 * n + p] == 0
+                if isCollar { collar += 1 }
+                if isCollar != (labels[p] == 255) { wrong += 1 }
+            }
+            #expect(collar > 1000, "rgb1 has a nodata collar")
+            #expect(wrong == 0)
         }
     }
 

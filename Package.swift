@@ -34,7 +34,7 @@ let package = Package(
         .testTarget(name: "SegCoreTests", dependencies: ["SegCore", "TestSupport"]),
         .testTarget(name: "TilingTests", dependencies: ["Tiling"]),
         .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "GeoIO", "SegCore", "Tiling", "TestSupport"]),
-        .testTarget(name: "CLITests", dependencies: ["aerialseg", "TestSupport"]),
+        .testTarget(name: "CLITests", dependencies: ["aerialseg", "GeoIO", "TestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

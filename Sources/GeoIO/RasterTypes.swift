@@ -48,6 +48,11 @@ public enum RasterDataType: String, Sendable, CaseIterable, Codable {
 
     /// Bytes per pixel.
     public var size: Int { Int(GDALGetDataTypeSizeBytes(gdal)) }
+
+    /// Whether the type holds (real) integers: what a label raster must be.
+    public var isInteger: Bool {
+        [.byte, .int8, .uint16, .int16, .uint32, .int32, .uint64, .int64].contains(self)
+    }
 }
 
 /// What a band holds (red, alpha, palette index...). The C type is `GDALColorInterp`; names are

@@ -69,21 +69,40 @@ public final class StagedOutput {
     /// Moves every staged file into the destination folder (replacing older files of the same
     /// name), files named in `primaries` last, then removes the staging folder.
     public func commit(primaries: [String]) throws {
+        try commitFolder("", primaries: primaries)
+        finished = true
+        try? FileManager.default.removeItem(at: staging)
+    }
+
+    /// Moves the files of staging sub-folder `relative` (recursively; sub-folders are created in the
+    /// destination), primaries last.
+    private func commitFolder(_ relative: String, primaries: [String]) throws {
         let fm = FileManager.default
-        let names = (try? fm.contentsOfDirectory(atPath: staging.path)) ?? []
+        let folder = relative.isEmpty ? staging : staging.appendingPathComponent(relative)
+        let names = (try? fm.contentsOfDirectory(atPath: folder.path)) ?? []
         let ordered = names.filter { !primaries.contains($0) }.sorted() + primaries.filter(names.contains)
         for name in ordered {
-            let from = staging.appendingPathComponent(name).path
-            let to = finalPath(name)
-            guard rename(from, to) == 0 else {
+            let path = relative.isEmpty ? name : relative + "/" + name
+            var isDir: ObjCBool = false
+            if fm.fileExists(atPath: stagingPath(path), isDirectory: &isDir), isDir.boolValue {
+                do {
+                    try fm.createDirectory(atPath: finalPath(path), withIntermediateDirectories: true)
+                } catch {
+                    discard()
+                    throw GeoIOError(.writeFailed, path: finalPath(path), message: "cannot create the folder",
+                                     hint: "a file of that name may be in the way")
+                }
+                try commitFolder(path, primaries: primaries)
+                continue
+            }
+            let to = finalPath(path)
+            guard rename(stagingPath(path), to) == 0 else {
                 let reason = String(cString: strerror(errno))
                 discard()
                 throw GeoIOError(.writeFailed, path: to, message: "cannot move the finished file into place: \(reason)",
                                  hint: "check permissions of the output folder")
             }
         }
-        finished = true
-        try? fm.removeItem(at: staging)
     }
 
     /// Removes the staging folder and everything written into it.

@@ -21,9 +21,12 @@ public struct PipelineConfig: Codable, Sendable {
     public var input: InputConfig?
     /// Sliding-window settings. Default: 512 crops, stride 341 (⅔ of the crop), mean blending.
     public var tiling: TilingConfig?
+    /// Polygons of the labels: when present, `aerialseg run` also writes `<stem>.vectors.<format>`.
+    /// Default: absent (no vectors).
+    public var vectors: VectorsConfig?
 
     enum CodingKeys: String, CodingKey {
-        case name, model, classes, palette, input, tiling
+        case name, model, classes, palette, input, tiling, vectors
         case mmsegConfig = "mmseg_config"
     }
 
@@ -45,6 +48,34 @@ public struct PipelineConfig: Codable, Sendable {
         public var stride: Int?
         /// `mean` (mmseg's plain average) or `hann`. Default `mean`.
         public var blend: String?
+    }
+
+    /// The `vectors:` block: how `aerialseg run` polygonizes its labels (as `aerialseg vectorize`).
+    public struct VectorsConfig: Codable, Sendable {
+        /// `gpkg`, `shp` or `geojson`. Default `gpkg`.
+        public var format: String?
+        /// Regions smaller than this many map units² merge into their largest neighbour first. Default: none.
+        public var minArea: Double?
+        /// Topology-preserving simplification tolerance in map units. Default: none.
+        public var simplify: Double?
+        /// 4 or 8 (pixels joined through corners too). Default 4.
+        public var connectivity: Int?
+        /// Class ids not written as polygons (nodata, 255, never is). Default: none.
+        public var exclude: [Int]?
+
+        enum CodingKeys: String, CodingKey {
+            case format, simplify, connectivity, exclude
+            case minArea = "min_area"
+        }
+
+        public init(format: String? = nil, minArea: Double? = nil, simplify: Double? = nil,
+                    connectivity: Int? = nil, exclude: [Int]? = nil) {
+            self.format = format
+            self.minArea = minArea
+            self.simplify = simplify
+            self.connectivity = connectivity
+            self.exclude = exclude
+        }
     }
 
     /// Loads and validates a pipeline file.
@@ -96,8 +127,30 @@ public struct PipelineConfig: Codable, Sendable {
         if let blend = tiling?.blend, !["mean", "hann"].contains(blend) {
             throw fail("unknown blend '\(blend)'", "use mean or hann")
         }
+        if let vectors { try vectors.validate(fail) }
         if model.decodeHead == nil && !model.isRegSeg {
             throw fail("model has no decode_head", "transcribe the mmseg config's model dict")
+        }
+    }
+}
+
+extension PipelineConfig.VectorsConfig {
+    func validate(_ fail: (String, String) -> PipelineError) throws {
+        if let format, !["gpkg", "shp", "geojson"].contains(format.lowercased()) {
+            throw fail("vectors: unknown format '\(format)'", "use gpkg, shp or geojson")
+        }
+        if let minArea, !(minArea > 0 && minArea.isFinite) {
+            throw fail("vectors: min_area \(minArea) must be positive", "an area in map units², e.g. 10")
+        }
+        if let simplify, !(simplify >= 0 && simplify.isFinite) {
+            throw fail("vectors: simplify \(simplify) must be zero or positive", "a distance in map units, e.g. 0.5")
+        }
+        if let connectivity, connectivity != 4 && connectivity != 8 {
+            throw fail("vectors: connectivity \(connectivity) must be 4 or 8",
+                       "4 joins pixels by edges, 8 also by corners")
+        }
+        if let exclude, exclude.contains(where: { !(0...255).contains($0) }) {
+            throw fail("vectors: exclude \(exclude) must list class ids 0...255", "e.g. exclude: [0]")
         }
     }
 }
@@ -108,6 +161,12 @@ public struct PipelineError: Error, CustomStringConvertible, Sendable {
     public let reason: String
     public let hint: String
     public var description: String { hint.isEmpty ? "\(path): \(reason)" : "\(path): \(reason) (\(hint))" }
+
+    public init(path: String, reason: String, hint: String) {
+        self.path = path
+        self.reason = reason
+        self.hint = hint
+    }
 }
 
 func oneLine(_ error: any Error) -> String {

@@ -109,13 +109,14 @@ public final class SegmentationJob {
                     let logits = view == 0 ? try loaded.model.logits(network) : try loaded.model.flippedLogits(network)
                     modelSeconds += (ContinuousClock.now - t0).seconds
                     counts.run += 1
-                    logits.data.withUnsafeBufferPointer { stitchers[view].add(tile, logits: $0) }
+                    logits.data.withUnsafeBufferPointer { l in
+                        valid.withUnsafeBufferPointer { v in stitchers[view].add(tile, logits: l, validity: v) }
+                    }
                 }
             }
             let finished = stitchers.map { $0.finishGridRow(row) }
             if row >= resumeRow, !finished[0].rows.isEmpty {
-                try writeBand(finished, gridRow: row, dataset: ds, bands: bands, transform: transform, crs: crs,
-                              work: work)
+                try writeBand(finished, gridRow: row, transform: transform, crs: crs, work: work)
             }
         }
 
@@ -137,7 +138,8 @@ public final class SegmentationJob {
         if work.completedGridRows(grid) == 0 {
             let band = try multiScaleFlip(ds, input: input, bands: bands, progress: progress, counts: &counts,
                                           modelSeconds: &modelSeconds)
-            try writeBand([band], gridRow: 0, dataset: ds, bands: bands, transform: transform, crs: crs, work: work)
+            try writeBand([band], gridRow: 0, transform: transform, crs: crs, work: work,
+                          rereadValidity: (ds, bands))
         }
         let outputs = try finishOutputs(grid: grid, names: names, output: output, work: work)
         return RunResult(input: input, outputs: outputs, windowsRun: counts.run, windowsSkipped: 0,
@@ -163,6 +165,10 @@ public final class SegmentationJob {
             try writePreview(labels: output.stagingPath(names.labels), to: output.stagingPath(names.preview))
             primaries.append(names.preview)
         }
+        if let vectors = try writeRunVectors(labelsName: names.labels, output: output, pipeline: options.pipeline,
+                                             classNames: loaded.classes) {
+            primaries.append(vectors)
+        }
         try output.commit(primaries: primaries)
         work.remove()
         return primaries.map(output.finalPath)
@@ -181,28 +187,15 @@ public final class SegmentationJob {
     }
 
     /// Labels and confidence of finished rows → two small GeoTIFFs in the work folder.
-    private func writeBand(_ views: [StitchedBand], gridRow: Int, dataset: Dataset, bands: [Int],
-                           transform: GeoTransform, crs: SpatialReference, work: WorkFolder) throws {
+    /// Invalid input pixels (nodata, alpha, mask) get label 255 and confidence 0: the streamed path
+    /// hands the validity of its windows to the stitcher; a band built otherwise (multi-scale TTA) has
+    /// its validity read again from `rereadValidity`.
+    private func writeBand(_ views: [StitchedBand], gridRow: Int, transform: GeoTransform, crs: SpatialReference,
+                           work: WorkFolder, rereadValidity: (Dataset, [Int])? = nil) throws {
         var (labels, confidence) = mergeViews(views)
         let band = views[0]
-        // Invalid input pixels (nodata, alpha, mask): label 255, confidence 0.
-        let chunk = 1024
-        var scratch = [Float](repeating: 0, count: 3 * chunk * band.rows.count)
-        var valid = [UInt8](repeating: 0, count: chunk * band.rows.count)
-        for x0 in stride(from: 0, to: band.width, by: chunk) {
-            let window = PixelWindow(x: x0, y: band.rows.lowerBound, width: min(chunk, band.width - x0),
-                                     height: band.rows.count)
-            try scratch.withUnsafeMutableBufferPointer { s in
-                try valid.withUnsafeMutableBufferPointer { v in
-                    try dataset.read(window, bands: bands, into: s, validity: v)
-                }
-            }
-            for r in 0..<window.height {
-                for i in 0..<window.width where valid[r * window.width + i] == 0 {
-                    labels[r * band.width + x0 + i] = 255
-                    confidence[r * band.width + x0 + i] = 0
-                }
-            }
+        if let (dataset, bands) = rereadValidity {
+            try maskInvalid(band, dataset: dataset, bands: bands, labels: &labels, confidence: &confidence)
         }
         let region = PixelWindow(x: 0, y: band.rows.lowerBound, width: band.width, height: band.rows.count)
         var spec = RasterSpec(width: band.width, height: band.rows.count)
@@ -227,6 +220,29 @@ public final class SegmentationJob {
             }
         }
         try work.markDone(gridRow: gridRow)
+    }
+
+    /// Label 255 and confidence 0 where the input pixels of `band`'s rows are invalid, read from the raster.
+    private func maskInvalid(_ band: StitchedBand, dataset: Dataset, bands: [Int], labels: inout [UInt8],
+                             confidence: inout [Float]) throws {
+        let chunk = 1024
+        var scratch = [Float](repeating: 0, count: 3 * chunk * band.rows.count)
+        var valid = [UInt8](repeating: 0, count: chunk * band.rows.count)
+        for x0 in stride(from: 0, to: band.width, by: chunk) {
+            let window = PixelWindow(x: x0, y: band.rows.lowerBound, width: min(chunk, band.width - x0),
+                                     height: band.rows.count)
+            try scratch.withUnsafeMutableBufferPointer { s in
+                try valid.withUnsafeMutableBufferPointer { v in
+                    try dataset.read(window, bands: bands, into: s, validity: v)
+                }
+            }
+            for r in 0..<window.height {
+                for i in 0..<window.width where valid[r * window.width + i] == 0 {
+                    labels[r * band.width + x0 + i] = 255
+                    confidence[r * band.width + x0 + i] = 0
+                }
+            }
+        }
     }
 
     /// A palette quick-look of the labels, at most 2048 pixels on its long side.

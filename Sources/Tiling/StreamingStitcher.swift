@@ -12,6 +12,8 @@ public final class StreamingStitcher {
     private var sums: [[Float]] = []
     /// Accumulated weights for the same rows, each (width).
     private var weights: [[Float]] = []
+    /// Per row (width): 1 where the input pixel is valid (from `add`'s validity), else 0.
+    private var validity: [[UInt8]] = []
     private var firstRow = 0
     private var finishedGridRows = 0
     /// Blend weights depend only on a tile's size and which image borders it touches.
@@ -45,31 +47,49 @@ public final class StreamingStitcher {
     /// Rows currently held (for memory accounting).
     public var heldRows: Int { sums.count }
 
-    /// Adds one window's logits, (classes, tile.height, tile.width) row-major.
-    public func add(_ tile: Tile, logits: UnsafeBufferPointer<Float>) {
+    /// Adds one window's logits, (classes, tile.height, tile.width) row-major, and optionally the
+    /// validity of its input pixels, (tile.height, tile.width), 0 = nodata; without it the window's
+    /// pixels count as valid. Invalid pixels come out of `mergeViews` as the invalid label.
+    public func add(_ tile: Tile, logits: UnsafeBufferPointer<Float>, validity valid: UnsafeBufferPointer<UInt8>? = nil) {
         precondition(logits.count >= classes * tile.width * tile.height, "logits too small for \(tile)")
+        precondition(valid == nil || valid!.count >= tile.width * tile.height, "validity too small for \(tile)")
         precondition(tile.gridRow == finishedGridRows, "windows must arrive grid row by grid row")
         precondition(tile.y >= firstRow, "\(tile) reaches rows already finished")
         let width = grid.imageWidth
-        while firstRow + sums.count < tile.y + tile.height {
-            sums.append([Float](repeating: 0, count: classes * width))
-            weights.append([Float](repeating: 0, count: width))
-        }
-        let w = blendWeights(tile)
+        while firstRow + sums.count < tile.y + tile.height { appendRow() }
         let plane = tile.width * tile.height
-        for r in 0..<tile.height {
-            let row = tile.y + r - firstRow
-            sums[row].withUnsafeMutableBufferPointer { sum in
-                for c in 0..<classes {
-                    let src = c * plane + r * tile.width
-                    let dst = c * width + tile.x
-                    for i in 0..<tile.width { sum[dst + i] += w[r * tile.width + i] * logits[src + i] }
+        blendWeights(tile).withUnsafeBufferPointer { w in
+            for r in 0..<tile.height {
+                let row = tile.y + r - firstRow
+                let wr = w.baseAddress! + r * tile.width
+                sums[row].withUnsafeMutableBufferPointer { sum in
+                    for c in 0..<classes {
+                        let src = logits.baseAddress! + c * plane + r * tile.width
+                        let dst = sum.baseAddress! + c * width + tile.x
+                        for i in 0..<tile.width { dst[i] += wr[i] * src[i] }
+                    }
+                }
+                weights[row].withUnsafeMutableBufferPointer { acc in
+                    let dst = acc.baseAddress! + tile.x
+                    for i in 0..<tile.width { dst[i] += wr[i] }
+                }
+                validity[row].withUnsafeMutableBufferPointer { v in
+                    let dst = v.baseAddress! + tile.x
+                    if let valid {
+                        let src = valid.baseAddress! + r * tile.width
+                        for i in 0..<tile.width { dst[i] = src[i] != 0 ? 1 : 0 }
+                    } else {
+                        for i in 0..<tile.width { dst[i] = 1 }
+                    }
                 }
             }
-            weights[row].withUnsafeMutableBufferPointer { acc in
-                for i in 0..<tile.width { acc[tile.x + i] += w[r * tile.width + i] }
-            }
         }
+    }
+
+    private func appendRow() {
+        sums.append([Float](repeating: 0, count: classes * grid.imageWidth))
+        weights.append([Float](repeating: 0, count: grid.imageWidth))
+        validity.append([UInt8](repeating: 0, count: grid.imageWidth))
     }
 
     /// Completes grid row `row` (rows must be finished in order) and returns the image rows that are final.
@@ -78,17 +98,16 @@ public final class StreamingStitcher {
         finishedGridRows += 1
         let range = grid.finishedRows(afterGridRow: row)
         let width = grid.imageWidth
-        while firstRow + sums.count < range.upperBound {  // rows no window reached
-            sums.append([Float](repeating: 0, count: classes * width))
-            weights.append([Float](repeating: 0, count: width))
-        }
+        while firstRow + sums.count < range.upperBound { appendRow() }  // rows no window reached
         // The finished rows move into the band as they are (no copy); division happens on access.
         let drop = range.upperBound - firstRow
         let skip = range.lowerBound - firstRow
         let band = StitchedBand(rows: range, width: width, classes: classes,
-                                sums: Array(sums[skip..<drop]), weights: Array(weights[skip..<drop]))
+                                sums: Array(sums[skip..<drop]), weights: Array(weights[skip..<drop]),
+                                validity: Array(validity[skip..<drop]))
         sums.removeFirst(drop)
         weights.removeFirst(drop)
+        validity.removeFirst(drop)
         firstRow = range.upperBound
         return band
     }
@@ -104,13 +123,27 @@ public struct StitchedBand: Sendable {
     let sums: [[Float]]
     /// Per row: Σ weight, (width); 0 where no window was run.
     let weights: [[Float]]
+    /// Per row: 1 where the input pixel is valid; nil when every pixel counts as valid.
+    let validity: [[UInt8]]?
 
-    init(rows: Range<Int>, width: Int, classes: Int, sums: [[Float]], weights: [[Float]]) {
+    init(rows: Range<Int>, width: Int, classes: Int, sums: [[Float]], weights: [[Float]], validity: [[UInt8]]? = nil) {
         self.rows = rows
         self.width = width
         self.classes = classes
         self.sums = sums
         self.weights = weights
+        self.validity = validity
+    }
+
+    /// Whether the input pixel at band row `k`, column `x` was valid in the windows that covered it
+    /// (true where no validity was given).
+    @inline(__always)
+    public func isValid(row k: Int, column x: Int) -> Bool { validity.map { $0[k][x] != 0 } ?? true }
+
+    /// Calls `body` with row `k`'s Σ weight × logits, (classes, width), and Σ weight, (width).
+    @inline(__always)
+    func withRow<T>(_ k: Int, _ body: (UnsafeBufferPointer<Float>, UnsafeBufferPointer<Float>) throws -> T) rethrows -> T {
+        try sums[k].withUnsafeBufferPointer { s in try weights[k].withUnsafeBufferPointer { w in try body(s, w) } }
     }
 
     /// A band from flat blended logits (classes, rows, width) and weights (rows, width).

@@ -23,39 +23,105 @@ extension WindowGrid {
     }
 }
 
-/// Merges the blended logits of several views of the same rows: per pixel, the mean over views of
-/// softmax(logits) (mmseg's `SegTTAModel.merge_preds`; with one view this is plain softmax), then
-/// the first class of highest probability and that probability. Pixels no window reached in some
-/// view get `invalidLabel` and confidence 0.
+/// Merges the blended logits of several views of the same rows into labels and confidence.
+///
+/// One view: the first class of highest logit (mmseg's `predict`, argmax of the logits) and its
+/// softmax probability. Several views: the mean over views of softmax(logits) (mmseg's
+/// `SegTTAModel.merge_preds`), then the first class of highest mean probability and that probability.
+/// Pixels no window reached in some view, or marked invalid in the first view (`StitchedBand.isValid`),
+/// get `invalidLabel` and confidence 0.
+///
+/// Vectorised over 8 pixels at a time (SIMD8) with a Cephes-style `exp` (relative error ~1e-7), since
+/// this runs once per pixel of the whole image and class.
 public func mergeViews(_ views: [StitchedBand], invalidLabel: UInt8 = 255) -> (labels: [UInt8], confidence: [Float]) {
     precondition(!views.isEmpty)
     let first = views[0]
-    let (classes, width) = (first.classes, first.width)
-    let n = first.rows.count * width
-    var labels = [UInt8](repeating: invalidLabel, count: n)
-    var confidence = [Float](repeating: 0, count: n)
-    var probability = [Float](repeating: 0, count: classes)
-    var logits = [Float](repeating: 0, count: classes)
-    for k in 0..<first.rows.count {
-        for x in 0..<width where views.allSatisfy({ $0.weight(row: k, column: x) > 0 }) {
-            for c in 0..<classes { probability[c] = 0 }
-            for view in views {
-                for c in 0..<classes { logits[c] = view.logit(c, row: k, column: x) }
-                let top = logits.max()!
-                var sum: Float = 0
-                for c in 0..<classes {
-                    logits[c] = expf(logits[c] - top)
-                    sum += logits[c]
+    let (classes, width, rows) = (first.classes, first.width, first.rows.count)
+    precondition(views.allSatisfy { $0.classes == classes && $0.width == width && $0.rows == first.rows })
+    var labels = [UInt8](repeating: invalidLabel, count: rows * width)
+    var confidence = [Float](repeating: 0, count: rows * width)
+    // Per row: mean-probability accumulator (classes, width) for several views; coverage (width).
+    var probability = [Float](repeating: 0, count: views.count > 1 ? classes * width : 0)
+    var covered = [Bool](repeating: true, count: width)
+    var exps = [SIMD8<Float>](repeating: .zero, count: classes)
+    for k in 0..<rows {
+        if let valid = first.validity {
+            valid[k].withUnsafeBufferPointer { v in for x in 0..<width { covered[x] = v[x] != 0 } }
+        } else {
+            for x in 0..<width { covered[x] = true }
+        }
+        if views.count > 1 { for i in probability.indices { probability[i] = 0 } }
+        for view in views {
+            view.withRow(k) { sums, weights in
+                for x in Swift.stride(from: 0, to: width, by: 8) {
+                    let n = min(8, width - x)
+                    let w = load8(weights, at: x, count: n, pad: 1)
+                    for i in 0..<n where w[i] <= 0 { covered[x + i] = false }
+                    var top = load8(sums, at: x, count: n, pad: 0) / w
+                    var best = SIMD8<Int32>(repeating: 0)
+                    for c in 1..<max(classes, 1) {
+                        let l = load8(sums, at: c * width + x, count: n, pad: 0) / w
+                        let greater = l .> top
+                        top.replace(with: l, where: greater)
+                        best.replace(with: SIMD8(repeating: Int32(c)), where: greater)
+                    }
+                    var total = SIMD8<Float>(repeating: 0)
+                    for c in 0..<classes {
+                        exps[c] = exp8(load8(sums, at: c * width + x, count: n, pad: 0) / w - top)
+                        total += exps[c]
+                    }
+                    if views.count == 1 {
+                        let p = 1 / total
+                        for i in 0..<n where covered[x + i] {
+                            labels[k * width + x + i] = UInt8(clamping: best[i])
+                            confidence[k * width + x + i] = p[i]
+                        }
+                    } else {
+                        for c in 0..<classes {
+                            let p = exps[c] / total
+                            for i in 0..<n { probability[c * width + x + i] += p[i] }
+                        }
+                    }
                 }
-                for c in 0..<classes { probability[c] += logits[c] / sum }
             }
+        }
+        guard views.count > 1 else { continue }
+        for x in 0..<width where covered[x] {
             var best = 0
-            for c in 1..<max(classes, 1) where probability[c] > probability[best] { best = c }
+            for c in 1..<max(classes, 1) where probability[c * width + x] > probability[best * width + x] { best = c }
             labels[k * width + x] = UInt8(clamping: best)
-            confidence[k * width + x] = probability[best] / Float(views.count)
+            confidence[k * width + x] = probability[best * width + x] / Float(views.count)
         }
     }
     return (labels, confidence)
+}
+
+/// Eight floats from `p[offset...]`, or the first `count` of them and `pad` in the other lanes.
+@inline(__always)
+func load8(_ p: UnsafeBufferPointer<Float>, at offset: Int, count: Int, pad: Float) -> SIMD8<Float> {
+    if count == 8 { return UnsafeRawPointer(p.baseAddress! + offset).loadUnaligned(as: SIMD8<Float>.self) }
+    var v = SIMD8<Float>(repeating: pad)
+    for i in 0..<count { v[i] = p[offset + i] }
+    return v
+}
+
+/// e^x for x ≤ 88, eight lanes at once: x = n·ln2 + r with |r| ≤ ln2/2, e^r by Cephes' expf polynomial,
+/// 2^n from the exponent bits. Relative error about 1e-7; x below −87 gives ~1e-38 (not 0).
+@inline(__always)
+func exp8(_ value: SIMD8<Float>) -> SIMD8<Float> {
+    var x = value.clamped(lowerBound: SIMD8(repeating: -87), upperBound: SIMD8(repeating: 88))
+    let n = (x * 1.44269504088896341 + 0.5).rounded(.down)
+    x = x - n * 0.693359375 + n * 2.12194440e-4
+    let z = x * x
+    var y = SIMD8<Float>(repeating: 1.9875691500e-4)
+    y = y * x + 1.3981999507e-3
+    y = y * x + 8.3334519073e-3
+    y = y * x + 4.1665795894e-2
+    y = y * x + 1.6666665459e-1
+    y = y * x + 5.0000001201e-1
+    y = y * z + x + 1
+    let bits = (SIMD8<Int32>(n, rounding: .towardZero) &+ 127) &<< 23
+    return y * unsafeBitCast(bits, to: SIMD8<Float>.self)
 }
 
 #if canImport(Glibc)

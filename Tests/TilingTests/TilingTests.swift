@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 @testable import Tiling
 
@@ -133,6 +134,60 @@ import Testing
         #expect(labels == [0, 0, 255], "ties go to the first class; no window → 255")
         #expect(abs(confidence[0] - 0.5) < 1e-6 && abs(confidence[1] - 1 / (1 + expf(-1))) < 1e-6)
         #expect(confidence[2] == 0)
+    }
+
+    /// The vectorised merge against a plain scalar softmax written here (libm expf), on random bands of
+    /// widths that are not multiples of 8, with uncovered and invalid pixels, for one and two views.
+    @Test func vectorisedMergeMatchesScalarSoftmax() {
+        var state: UInt64 = 7  // a 64-bit LCG (Knuth's MMIX constants) is plenty for test data
+        func uniform() -> Float {
+            state = state &* 6364136223846793005 &+ 1442695040888963407
+            return Float(Double(state >> 11) / Double(1 << 53))
+        }
+        for (width, classes) in [(13, 6), (8, 2), (37, 19), (1, 3)] {
+            let rows = 3, n = rows * width
+            func band(validity: Bool) -> StitchedBand {
+                let logits = (0..<(classes * n)).map { _ in uniform() * 16 - 8 }
+                let weight = (0..<n).map { i in i % 11 == 5 ? 0 : 0.25 + uniform() }
+                var b = StitchedBand(rows: 0..<rows, width: width, classes: classes, logits: logits, weight: weight)
+                if validity {
+                    let grid = try! WindowGrid(imageWidth: width, imageHeight: rows, crop: 32, stride: 32)
+                    let stitcher = StreamingStitcher(grid: grid, classes: classes, blend: .mean)
+                    let tile = grid.tiles[0]
+                    let plane = b.logits
+                    let valid = (0..<n).map { UInt8($0 % 7 == 3 ? 0 : 1) }
+                    plane.withUnsafeBufferPointer { p in valid.withUnsafeBufferPointer { stitcher.add(tile, logits: p, validity: $0) } }
+                    b = stitcher.finishGridRow(0)
+                }
+                return b
+            }
+            for views in [[band(validity: true)], [band(validity: true), band(validity: false)]] {
+                let (labels, confidence) = mergeViews(views)
+                var wrongLabels = 0, worst: Float = 0
+                for k in 0..<rows {
+                    for x in 0..<width {
+                        let i = k * width + x
+                        let valid = views[0].isValid(row: k, column: x) && views.allSatisfy { $0.weight(row: k, column: x) > 0 }
+                        guard valid else {
+                            if labels[i] != 255 || confidence[i] != 0 { wrongLabels += 1 }
+                            continue
+                        }
+                        var mean = [Double](repeating: 0, count: classes)
+                        for v in views {
+                            let l = (0..<classes).map { Double(v.logit($0, row: k, column: x)) }
+                            let e = l.map { Foundation.exp($0 - l.max()!) }
+                            for c in 0..<classes { mean[c] += e[c] / e.reduce(0, +) / Double(views.count) }
+                        }
+                        // One view: argmax of logits; several: argmax of mean probability (first on ties).
+                        let scores = views.count == 1 ? (0..<classes).map { Double(views[0].logit($0, row: k, column: x)) } : mean
+                        let best = scores.firstIndex(of: scores.max()!)!
+                        if Int(labels[i]) != best { wrongLabels += 1 }
+                        worst = max(worst, abs(confidence[i] - Float(mean[best])))
+                    }
+                }
+                #expect(wrongLabels == 0 && worst < 2e-6, "width \(width) classes \(classes) views \(views.count): \(worst)")
+            }
+        }
     }
 }
 

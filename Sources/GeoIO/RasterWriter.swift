@@ -28,6 +28,9 @@ public struct RasterSpec: Sendable {
     /// One description per band (optional).
     public var bandDescriptions: [String] = []
     public var compression: Compression = .deflate
+    /// Compression effort (DEFLATE 1–9, ZSTD 1–22); nil: GDAL's default (6 and 9). Low levels suit
+    /// intermediate files that are read back once.
+    public var compressionLevel: Int?
     /// Internal tile size (default 512).
     public var blockSize: Int = 512
 
@@ -65,6 +68,10 @@ public final class RasterWriter {
             ("COMPRESS", spec.compression.rawValue), ("BIGTIFF", "IF_SAFER"),
         ]
         if spec.compression != .none { options.append(("PREDICTOR", isFloat ? "3" : "2")) }
+        if let level = spec.compressionLevel {
+            if spec.compression == .deflate { options.append(("ZLEVEL", "\(level)")) }
+            if spec.compression == .zstd { options.append(("ZSTD_LEVEL", "\(level)")) }
+        }
         if spec.bandCount > 1 { options.append(("INTERLEAVE", "PIXEL")) }
         let created: GDALDatasetH? = withCStringList(options) { list in
             withQuietGDAL {

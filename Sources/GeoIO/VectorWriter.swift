@@ -162,17 +162,13 @@ public final class VectorLayer {
 
     /// Adds a feature from a WKT geometry and values in `fields` order.
     public func add(wkt: String, values: [FieldValue]) throws {
-        var geometry: OGRGeometryH? = nil
-        var cString = Array(wkt.utf8CString)
-        let err = cString.withUnsafeMutableBufferPointer { buf -> OGRErr in
-            var p: UnsafeMutablePointer<CChar>? = buf.baseAddress
-            return OGR_G_CreateFromWkt(&p, nil, &geometry)
-        }
-        guard err == OGRERR_NONE, let geometry else {
+        let geometry: VectorGeometry
+        do {
+            geometry = try VectorGeometry(wkt: wkt)
+        } catch {
             throw GeoIOError(.invalidArgument, path: writer.path, message: "invalid WKT geometry", hint: "")
         }
-        defer { OGR_G_DestroyGeometry(geometry) }
-        try add(geometry: geometry, values: values)
+        try add(geometry, values: values)
     }
 
     func add(geometry: OGRGeometryH, values: [FieldValue]) throws {

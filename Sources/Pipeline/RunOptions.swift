@@ -66,4 +66,8 @@ public struct RunResult: Sendable {
     public var seconds: Double
     /// Time spent in the model alone (for the overhead figure).
     public var modelSeconds: Double
+    /// Where the rest went, in seconds: "read wait" (inference waiting for the reader thread),
+    /// "stitch" (blending windows in), "bands" (merging views, writing finished row bands),
+    /// "assemble" (COGs, preview, vectors).
+    public var phaseSeconds: [(name: String, seconds: Double)] = []
 }

@@ -107,10 +107,14 @@ func load8(_ p: UnsafeBufferPointer<Float>, at offset: Int, count: Int, pad: Flo
 
 /// e^x for x ≤ 88, eight lanes at once: x = n·ln2 + r with |r| ≤ ln2/2, e^r by Cephes' expf polynomial,
 /// 2^n from the exponent bits. Relative error about 1e-7; x below −87 gives ~1e-38 (not 0).
+/// n is rounded with the 1.5·2²³ trick (adding it leaves n in the low mantissa bits), which keeps the
+/// whole function in vector instructions: Swift's generic SIMD float→int conversion is scalar.
 @inline(__always)
 func exp8(_ value: SIMD8<Float>) -> SIMD8<Float> {
+    let magic = SIMD8<Float>(repeating: 12_582_912)  // 1.5 · 2²³
     var x = value.clamped(lowerBound: SIMD8(repeating: -87), upperBound: SIMD8(repeating: 88))
-    let n = (x * 1.44269504088896341 + 0.5).rounded(.down)
+    let shifted = x * 1.44269504088896341 + magic
+    let n = shifted - magic  // round(x / ln2)
     x = x - n * 0.693359375 + n * 2.12194440e-4
     let z = x * x
     var y = SIMD8<Float>(repeating: 1.9875691500e-4)
@@ -120,8 +124,8 @@ func exp8(_ value: SIMD8<Float>) -> SIMD8<Float> {
     y = y * x + 1.6666665459e-1
     y = y * x + 5.0000001201e-1
     y = y * z + x + 1
-    let bits = (SIMD8<Int32>(n, rounding: .towardZero) &+ 127) &<< 23
-    return y * unsafeBitCast(bits, to: SIMD8<Float>.self)
+    let integer = unsafeBitCast(shifted, to: SIMD8<UInt32>.self) &- 0x4B40_0000  // n, two's complement
+    return y * unsafeBitCast((integer &+ 127) &<< 23, to: SIMD8<Float>.self)
 }
 
 #if canImport(Glibc)

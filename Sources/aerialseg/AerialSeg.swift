@@ -17,6 +17,12 @@ func fail(_ error: any Error, code: Int32 = 2) -> ExitCode {
     return ExitCode(code)
 }
 
+/// `1,2,3` → [1, 2, 3]; nil when empty or when an item is not an integer (the CLI's list options).
+func parseIntegers(_ text: String) -> [Int]? {
+    let values = text.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
+    return values.contains(nil) || values.isEmpty ? nil : values.compactMap { $0 }
+}
+
 func printError(_ line: String) {
     FileHandle.standardError.write(Data((line + "\n").utf8))
 }

@@ -61,13 +61,8 @@ struct Run: AsyncParsableCommand {
         if ConfidenceFormat(rawValue: confidence) == nil {
             throw ValidationError("--confidence must be uint8, float32 or none")
         }
-        if let bands, parseBands(bands) == nil { throw ValidationError("--bands takes 1-based numbers, e.g. 1,2,3") }
+        if let bands, parseIntegers(bands) == nil { throw ValidationError("--bands takes 1-based numbers, e.g. 1,2,3") }
         if input.isEmpty { throw ValidationError("give at least one --input") }
-    }
-
-    func parseBands(_ text: String) -> [Int]? {
-        let values = text.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
-        return values.contains(nil) || values.isEmpty ? nil : values.compactMap { $0 }
     }
 
     func run() async throws {
@@ -81,7 +76,7 @@ struct Run: AsyncParsableCommand {
             options.blend = blend.flatMap(Blend.init(rawValue:))
             options.tta = TTAMode(rawValue: tta) ?? .none
             options.confidence = ConfidenceFormat(rawValue: confidence) ?? .uint8
-            options.bands = bands.flatMap(parseBands)
+            options.bands = bands.flatMap(parseIntegers)
             options.preview = !noPreview
             options.backend = backend
             options.threads = threads
@@ -98,8 +93,11 @@ struct Run: AsyncParsableCommand {
                 let result = try job.run(input: path) { reporter.update($0) }
                 reporter.finish()
                 let resumed = result.resumedGridRows > 0 ? ", resumed after \(result.resumedGridRows) row bands" : ""
-                print(String(format: "%@: %d windows (%d skipped, no valid pixels) in %.1f s, model %.1f s%@",
-                             path, result.windowsRun, result.windowsSkipped, result.seconds, result.modelSeconds, resumed))
+                let phases = result.phaseSeconds.map { String(format: "%@ %.1f s", $0.name, $0.seconds) }
+                let rest = phases.isEmpty ? "" : " (" + phases.joined(separator: ", ") + ")"
+                print(String(format: "%@: %d windows (%d skipped, no valid pixels) in %.1f s, model %.1f s%@%@",
+                             path, result.windowsRun, result.windowsSkipped, result.seconds, result.modelSeconds, rest,
+                             resumed))
                 result.outputs.forEach { print("  \($0)") }
             } catch {
                 reporter.finish()

@@ -103,11 +103,10 @@ struct Tile: AsyncParsableCommand {
     }
 
     func parseList(_ text: String) throws -> [Int] {
-        let values = text.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
-        guard !values.isEmpty, !values.contains(nil) else {
+        guard let values = parseIntegers(text) else {
             throw PipelineError(path: text, reason: "not a list of integers", hint: "e.g. 1,2,3")
         }
-        return values.compactMap { $0 }
+        return values
     }
 
     func parseWindow(_ text: String) throws -> PixelWindow {

@@ -42,17 +42,12 @@ struct Vectorize: AsyncParsableCommand {
     func validate() throws {
         if connectivity != 4 && connectivity != 8 { throw ValidationError("--connectivity must be 4 or 8") }
         if classes != nil && pipeline != nil { throw ValidationError("give --classes or --pipeline, not both") }
-        if let exclude, parseExclude(exclude) == nil {
+        if let exclude, parseIntegers(exclude) == nil {
             throw ValidationError("--exclude takes class ids separated by commas, e.g. 0,255")
         }
         if let minArea, !(minArea > 0) { throw ValidationError("--min-area must be positive (map units²)") }
         if let simplify, !(simplify >= 0) { throw ValidationError("--simplify must be zero or positive (map units)") }
         if let stripHeight, stripHeight < 1 { throw ValidationError("--strip-height must be positive") }
-    }
-
-    func parseExclude(_ text: String) -> [Int]? {
-        let values = text.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
-        return values.contains(nil) || values.isEmpty ? nil : values.compactMap { $0 }
     }
 
     func run() async throws {
@@ -61,7 +56,7 @@ struct Vectorize: AsyncParsableCommand {
             options.connectivity = connectivity == 8 ? .eight : .four
             options.minimumArea = minArea
             options.simplifyTolerance = simplify
-            options.excludedValues = exclude.flatMap(parseExclude) ?? []
+            options.excludedValues = exclude.flatMap(parseIntegers) ?? []
             options.stripHeight = stripHeight
             if let classes {
                 options.classNames = try Vectorizer.classNames(file: classes)

@@ -28,9 +28,10 @@ public struct RunOptions: Sendable {
     public var preview = true
     public var backend = "onednn"
     public var threads = 2
-    /// GDAL block cache while running: 64 MiB. Windows are read row band by row band, so the cache
-    /// only needs the blocks of about two bands of windows; a smaller cache keeps peak memory low.
-    public var blockCacheBytes: Int64 = 64 << 20
+    /// GDAL block cache while running: 32 MiB. Windows are read row band by row band, so the cache
+    /// only needs the blocks of about one band of windows (16384 × 512 RGB pixels ≈ 25 MB); a small
+    /// cache keeps peak memory low.
+    public var blockCacheBytes: Int64 = 32 << 20
 
     public init(pipeline: PipelineConfig, outputDirectory: String) {
         self.pipeline = pipeline

@@ -126,9 +126,11 @@ public enum TrainingCrops {
                     try image.read(read, bands: bands, into: p, validity: v, fill: 0)
                 }
             }
-            // Pixels outside the cut region (padding) are invalid too.
-            for r in 0..<n {
-                for c in 0..<n where c >= w.width || r >= w.height { validity[r * n + c] = 0 }
+            // Pixels outside the cut region (padding, only when the area is smaller than the crop) are invalid too.
+            if w.width < n || w.height < n {
+                for r in 0..<n {
+                    for c in 0..<n where c >= w.width || r >= w.height { validity[r * n + c] = 0 }
+                }
             }
             var label = try labels.read(read)
             var labelled = 0

@@ -198,12 +198,16 @@ public struct BandStyle: Sendable {
     public var colorTable: [RGBA]?
     public var categoryNames: [String]?
     public var description: String?
+    /// Dataset metadata items (default domain), e.g. provenance; GTiff keeps them in its
+    /// GDAL_METADATA tag, so `gdalinfo` shows them.
+    public var metadata: [String: String]
     public init(noDataValue: Double? = nil, colorTable: [RGBA]? = nil, categoryNames: [String]? = nil,
-                description: String? = nil) {
+                description: String? = nil, metadata: [String: String] = [:]) {
         self.noDataValue = noDataValue
         self.colorTable = colorTable
         self.categoryNames = categoryNames
         self.description = description
+        self.metadata = metadata
     }
 }
 
@@ -230,7 +234,10 @@ public func writeCloudOptimizedGeoTIFF(
         throw gdalError(.writeFailed, path: destination, fallback: "cannot mosaic the pieces", hint: "")
     }
     defer { GDALClose(vrt) }
-    _ = withQuietGDAL { applyBandStyle(vrt, style) }
+    if let problem = withQuietGDAL({ applyBandStyle(vrt, style) }) {
+        CPLErrorReset()
+        throw GeoIOError(.writeFailed, path: destination, message: problem, hint: "GDAL refused the raster's metadata")
+    }
     CPLErrorReset()
     try createCOG(from: vrt, to: destination, resampling: resampling, compression: compression, blockSize: blockSize)
 }
@@ -258,6 +265,9 @@ func applyBandStyle(_ ds: GDALDatasetH, _ style: BandStyle) -> String? {
         guard withCStringArray(names, { GDALSetRasterCategoryNames(band1, $0) }) == CE_None else {
             return "cannot set the class names"
         }
+    }
+    for (key, value) in style.metadata.sorted(by: { $0.key < $1.key }) {
+        guard GDALSetMetadataItem(ds, key, value, nil) == CE_None else { return "cannot set metadata \(key)" }
     }
     return nil
 }

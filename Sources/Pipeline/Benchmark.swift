@@ -5,14 +5,14 @@ import SegCore
 public struct BenchmarkOptions: Sendable {
     /// A pipeline file describing the model.
     public var pipeline: String
-    /// Real weights; random weights of the right shapes when nil.
+    /// Real weights; random weights of the right shapes when nil (labelled so in the report).
     public var checkpoint: String?
     /// Tile sizes (square). Default [512].
     public var sizes: [Int] = [512]
     /// Timed runs per size, after one warm-up run. Default 5.
     public var runs: Int = 5
     /// "onednn" (default) or "reference".
-    public var backend: String = "onednn"
+    public var backend = ComputeBackend.onednn
     /// Threads for the fast backend. Default 2.
     public var threads: Int = 2
 
@@ -40,37 +40,31 @@ public struct BenchmarkResult: Codable, Sendable {
 public enum Benchmark {
     public static func run(_ options: BenchmarkOptions) throws -> [BenchmarkResult] {
         let config = try PipelineConfig.load(path: options.pipeline)
-        let weights: [String: Tensor]
-        let weightsLabel: String
-        if let path = options.checkpoint {
-            weights = try Checkpoint.load(path: path).floatTensors()
-            weightsLabel = (path as NSString).lastPathComponent
-        } else {
-            weights = try SegmentationModel.randomWeights(config: config.model, seed: 0)
-            weightsLabel = "random"
-        }
+        // Random weights by default: timing does not depend on the values, and the report says so.
+        let weights = options.checkpoint.map { WeightsSource.checkpoint(path: $0, expectedSHA256: nil) } ?? .random
         let name = config.name ?? "model"
         switch options.backend {
-        case "reference":
-            return try measure(ConvCounter(base: ReferenceBackend()), config, weights, weightsLabel, name, options)
-        case "onednn":
-            let fast = try FastBackend(threads: options.threads)
-            return try measure(ConvCounter(base: fast), config, weights, weightsLabel, name, options)
-        default:
-            throw PipelineError(path: options.backend, reason: "unknown backend", hint: "use onednn or reference")
+        case .reference:
+            return try measure(ConvCounter(base: ReferenceBackend()), config, weights, name, options)
+        case .onednn:
+            return try measure(ConvCounter(base: try FastBackend(threads: options.threads)), config, weights, name,
+                               options)
         }
     }
 
     private static func measure<B: Backend>(
-        _ backend: ConvCounter<B>, _ config: PipelineConfig, _ weights: [String: Tensor], _ weightsLabel: String,
-        _ name: String, _ options: BenchmarkOptions
+        _ backend: ConvCounter<B>, _ config: PipelineConfig, _ weights: WeightsSource, _ name: String,
+        _ options: BenchmarkOptions
     ) throws -> [BenchmarkResult] {
-        let model = try SegmentationModel(config: config.model, weights: weights, backend: backend)
+        let loaded = try ModelLoading.load(config, weights: weights, on: { backend })
+        let model = loaded.model
+        let weightsLabel = loaded.weightsLabel == "random" ? "random (--checkpoint for real ones)" : loaded.weightsLabel
         var results: [BenchmarkResult] = []
         for size in options.sizes {
             var generator = SplitMix64(seed: UInt64(size))
-            let input = Tensor(shape: [1, 3, size, size],
-                               data: (0..<(3 * size * size)).map { _ in Float(generator.nextUnit() * 4 - 2) })
+            let channels = model.inputChannels
+            let input = Tensor(shape: [1, channels, size, size],
+                               data: (0..<(channels * size * size)).map { _ in Float(generator.nextUnit() * 4 - 2) })
             backend.counter.reset()
             _ = try model.logits(input)  // warm-up: primitives, caches, first-touch memory
             let macs = backend.counter.value

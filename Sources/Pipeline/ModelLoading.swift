@@ -1,64 +1,141 @@
 import Foundation
 import SegCore
 
+/// Where a model's weights come from. There is no silent default: a job names a checkpoint, or
+/// asks for random weights explicitly (tests and benchmarks).
+public enum WeightsSource: Sendable, Equatable {
+    /// A checkpoint file; when `expectedSHA256` is given the file's content must have that digest.
+    case checkpoint(path: String, expectedSHA256: String?)
+    /// Random weights of the right shapes (deterministic), for tests and benchmarks only.
+    case random
+
+    /// `--random-weights`, else `--checkpoint`, else the pipeline's `checkpoint:` (with its
+    /// `checkpoint_sha256:`); throws when none names weights.
+    public static func resolve(pipeline: PipelineConfig, checkpoint override: String?,
+                               randomWeights: Bool) throws -> WeightsSource {
+        if randomWeights {
+            if let override {
+                throw PipelineError(path: override, reason: "--checkpoint and --random-weights exclude each other",
+                                    hint: "give one of them")
+            }
+            return .random
+        }
+        if let override { return .checkpoint(path: override, expectedSHA256: nil) }
+        if let path = pipeline.resolvedCheckpoint {
+            return .checkpoint(path: path, expectedSHA256: pipeline.checkpointSHA256?.lowercased())
+        }
+        throw PipelineError(path: pipeline.sourcePath ?? "pipeline", reason: "the pipeline names no weights",
+                            hint: "add 'checkpoint: FILE' to it or pass --checkpoint FILE; "
+                                + "--random-weights is for tests and benchmarks only")
+    }
+
+    /// The one-line notice shown (and written into the outputs' metadata) for random weights.
+    public static let randomNotice =
+        "--random-weights: the model has random weights, so its outputs are meaningless (for tests and benchmarks only)"
+}
+
+/// The network a job runs on: oneDNN (fast, default) or the reference im2col + OpenBLAS backend
+/// (the test oracle).
+public enum ComputeBackend: String, Sendable, Codable, CaseIterable {
+    case onednn, reference
+}
+
 /// A pipeline's model with weights, classes and palette resolved.
 public struct LoadedModel: Sendable {
     public let model: SegmentationModel
     public let classes: [String]
     public let palette: [[Int]]
-    /// Notices for the user (e.g. widths taken from the checkpoint).
+    /// Notices for the user (random weights, widths taken from the checkpoint, ...).
     public let notices: [String]
-    /// What the weights are ("random" or the checkpoint's file name), for reports and resume keys.
-    public let weightsLabel: String
+    public let weights: WeightsSource
+    /// SHA-256 of the checkpoint's bytes; nil for random weights.
+    public let checkpointSHA256: String?
+
+    /// What the weights are ("random" or the checkpoint's file name), for reports.
+    public var weightsLabel: String {
+        switch weights {
+        case .random: return "random"
+        case .checkpoint(let path, _): return (path as NSString).lastPathComponent
+        }
+    }
+
+    /// Provenance written into every output's metadata (`AERIALSEG_WEIGHTS`).
+    public var weightsMetadata: String {
+        switch weights {
+        case .random: return "random: " + WeightsSource.randomNotice
+        case .checkpoint: return "\(weightsLabel) sha256:\(checkpointSHA256 ?? "?")"
+        }
+    }
 }
 
 public enum ModelLoading {
-    /// Builds the pipeline's model on `backend` ("onednn" or "reference") with the checkpoint's
-    /// weights, or random weights of the right shapes when `checkpoint` is nil.
+    /// Builds the pipeline's model on `backend` with the weights `weights` names.
     ///
-    /// The pipeline fixes the architecture; when a fine-tuned checkpoint has other channel widths or
-    /// class count, they are taken from the checkpoint (with a notice). Classes and palette come from
-    /// the checkpoint's meta when present, else from the pipeline, else are generated.
-    public static func load(_ pipeline: PipelineConfig, checkpoint: String?, backend: String,
-                            threads: Int = 2) throws -> LoadedModel {
+    /// The pipeline fixes the architecture. A checkpoint whose widths, class count or input
+    /// channels differ (a fine-tuned or narrower model of the same architecture) is built with the
+    /// checkpoint's, and one notice lists each field that changed; a checkpoint that does not fit
+    /// the architecture is one error naming the first key that disagrees, with both shapes.
+    /// Classes and palette come from the checkpoint's meta when present, else from the pipeline,
+    /// else are generated. `preloaded` avoids reading a checkpoint twice when the caller has it.
+    public static func load(_ pipeline: PipelineConfig, weights source: WeightsSource, backend: ComputeBackend,
+                            threads: Int = 2, preloaded: Checkpoint? = nil) throws -> LoadedModel {
+        switch backend {
+        case .reference: return try load(pipeline, weights: source, on: { ReferenceBackend() }, preloaded: preloaded)
+        case .onednn:
+            return try load(pipeline, weights: source, on: { try FastBackend(threads: threads) }, preloaded: preloaded)
+        }
+    }
+
+    /// `load` on any backend (`bench` wraps one in a convolution counter); `makeBackend` is called
+    /// once per build attempt.
+    public static func load<B: Backend>(_ pipeline: PipelineConfig, weights source: WeightsSource,
+                                        on makeBackend: () throws -> B,
+                                        preloaded: Checkpoint? = nil) throws -> LoadedModel {
         var notices: [String] = []
         var meta = CheckpointMeta()
+        var digest: String?
         let weights: [String: Tensor]
-        if let checkpoint {
-            let loaded = try Checkpoint.load(path: checkpoint)
-            meta = loaded.meta
-            weights = loaded.floatTensors()
-        } else {
+        switch source {
+        case .random:
             weights = try SegmentationModel.randomWeights(config: pipeline.model, seed: 0)
-            notices.append("no --checkpoint: using random weights (for benchmarks and tests only)")
-        }
-        func build(_ config: ModelConfig) throws -> SegmentationModel {
-            switch backend {
-            case "reference": return try SegmentationModel(config: config, weights: weights, backend: ReferenceBackend())
-            case "onednn":
-                return try SegmentationModel(config: config, weights: weights, backend: try FastBackend(threads: threads))
-            default:
-                throw PipelineError(path: backend, reason: "unknown backend", hint: "use onednn or reference")
+            notices.append(WeightsSource.randomNotice)
+        case .checkpoint(let path, let expected):
+            let checkpoint = try preloaded ?? Checkpoint.load(path: path)
+            digest = checkpoint.sha256
+            if let expected, expected != digest {
+                throw PipelineError(path: path, reason: "SHA-256 \(digest ?? "?") differs from the pipeline's "
+                                        + "checkpoint_sha256 \(expected)",
+                                    hint: "the file changed or is another checkpoint; fix the file or the pipeline")
             }
+            meta = checkpoint.meta
+            weights = checkpoint.floatTensors()
         }
-        func misfit(_ error: WeightError) -> PipelineError {
-            PipelineError(path: checkpoint ?? "weights", reason: "the checkpoint does not fit the model: \(error)",
-                          hint: "is it the pipeline's architecture?")
+        let checkpointPath: String? = if case .checkpoint(let path, _) = source { path } else { nil }
+        func build(_ config: ModelConfig) throws -> SegmentationModel {
+            try SegmentationModel(config: config, weights: weights, backend: try makeBackend())
         }
         let model: SegmentationModel
         do {
             model = try build(pipeline.model)
-        } catch let error as WeightError where error.kind == .mismatchedSize && checkpoint != nil {
-            // A fine-tuned checkpoint: same architecture, other widths or class count.
+        } catch let error where checkpointPath != nil && (error is WeightError || error is ModelConfigError) {
+            // Same architecture with other widths? Let the checkpoint's shapes give every width.
+            let free: SegmentationModel
             do {
-                model = try build(pipeline.model.withoutWidths())
-            } catch is WeightError {
-                throw misfit(error)
+                free = try build(pipeline.model.withoutWidths())
+            } catch let misfit as WeightError {
+                throw PipelineError(path: checkpointPath!, reason: "does not fit the pipeline's model: \(misfit.detail)",
+                                    hint: "is it the pipeline's architecture (depth, head type)?")
+            } catch {
+                throw PipelineError(path: checkpointPath!, reason: "does not fit the pipeline's model: \(error)",
+                                    hint: "is it the pipeline's architecture (depth, head type)?")
             }
-            notices.append("the checkpoint's widths or class count differ from the pipeline (\(error.key)); "
-                           + "using the checkpoint's")
-        } catch let error as WeightError {
-            throw misfit(error)
+            model = free
+            let changes = pipeline.model.declaredWidths.compactMap { field, declared -> String? in
+                guard let actual = free.inferredWidths[field], actual != declared else { return nil }
+                return "\(field) \(declared) → \(actual)"
+            }.sorted()
+            notices.append("the checkpoint's widths differ from the pipeline's; using the checkpoint's: "
+                           + (changes.isEmpty ? "\(error)" : changes.joined(separator: ", ")))
         }
         let n = model.numClasses
         var classes = meta.classes ?? pipeline.classes ?? []
@@ -68,8 +145,8 @@ public enum ModelLoading {
         }
         var palette = meta.palette ?? pipeline.palette ?? []
         if palette.count != n { palette = generatedPalette(n) }
-        return LoadedModel(model: model, classes: classes, palette: palette, notices: notices,
-                           weightsLabel: checkpoint.map { ($0 as NSString).lastPathComponent } ?? "random")
+        return LoadedModel(model: model, classes: classes, palette: palette, notices: notices, weights: source,
+                           checkpointSHA256: digest)
     }
 
     /// mmseg's fallback palette idea: distinct, reproducible colours.
@@ -84,13 +161,24 @@ public enum ModelLoading {
     }
 }
 
+extension WeightError {
+    /// The description without the generic hint (the caller adds its own).
+    var detail: String {
+        let text = description
+        guard let cut = text.range(of: " (the checkpoint does not match") else { return text }
+        return String(text[..<cut.lowerBound])
+    }
+}
+
 extension ModelConfig {
-    /// The same architecture with every channel width and class count left to the checkpoint.
+    /// The same architecture with every channel width, class count and input channel count left
+    /// to the checkpoint.
     func withoutWidths() -> ModelConfig {
         var c = self
         c.numClasses = nil
         c.backbone?.stemChannels = nil
         c.backbone?.baseChannels = nil
+        c.backbone?.inChannels = nil
         c.neck?.inChannels = nil
         c.neck?.midChannels = nil
         c.decodeHead?.inChannels = nil
@@ -99,5 +187,22 @@ extension ModelConfig {
         c.decodeHead?.c1Channels = nil
         c.decodeHead?.numClasses = nil
         return c
+    }
+
+    /// The widths this description states, or implies through mmseg's defaults, by the field
+    /// names `SegmentationModel.inferredWidths` uses.
+    var declaredWidths: [String: Int] {
+        var out: [String: Int] = [:]
+        if let b = backbone {
+            out["backbone.in_channels"] = b.inChannels ?? 3
+            out["backbone.stem_channels"] = b.stemChannels ?? 64
+            out["backbone.base_channels"] = b.baseChannels ?? 64
+        }
+        if let mid = neck?.midChannels { out["neck.mid_channels"] = mid }
+        if let channels = decodeHead?.channels { out["decode_head.channels"] = channels }
+        if let c1 = decodeHead?.c1InChannels { out["decode_head.c1_in_channels"] = c1 }
+        if let c1 = decodeHead?.c1Channels { out["decode_head.c1_channels"] = c1 }
+        if let classes = decodeHead?.numClasses ?? numClasses { out["num_classes"] = classes }
+        return out
     }
 }

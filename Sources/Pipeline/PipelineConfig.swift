@@ -24,10 +24,29 @@ public struct PipelineConfig: Codable, Sendable {
     /// Polygons of the labels: when present, `aerialseg run` also writes `<stem>.vectors.<format>`.
     /// Default: absent (no vectors).
     public var vectors: VectorsConfig?
+    /// The model's weights (.pth or .safetensors): a path relative to the pipeline file, or absolute.
+    /// `--checkpoint` overrides it. Default: none, and then `run` and `serve` refuse to start unless
+    /// given `--checkpoint` (or `--random-weights`, for tests and benchmarks).
+    public var checkpoint: String?
+    /// SHA-256 of the checkpoint file (64 hex digits, as `sha256sum` prints), checked before the run.
+    /// Default: not checked. Ignored when `--checkpoint` names another file.
+    public var checkpointSHA256: String?
+    /// The pipeline file this was loaded from (not a YAML key); relative `checkpoint` paths resolve
+    /// against its folder.
+    public var sourcePath: String?
 
     enum CodingKeys: String, CodingKey {
-        case name, model, classes, palette, input, tiling, vectors
+        case name, model, classes, palette, input, tiling, vectors, checkpoint
         case mmsegConfig = "mmseg_config"
+        case checkpointSHA256 = "checkpoint_sha256"
+    }
+
+    /// `checkpoint` as a path usable from the current directory (relative to the pipeline file).
+    public var resolvedCheckpoint: String? {
+        guard let checkpoint else { return nil }
+        if checkpoint.hasPrefix("/") { return checkpoint }
+        let folder = sourcePath.map { ($0 as NSString).deletingLastPathComponent } ?? ""
+        return folder.isEmpty ? checkpoint : (folder as NSString).appendingPathComponent(checkpoint)
     }
 
     /// Raster bands → network input.
@@ -96,6 +115,7 @@ public struct PipelineConfig: Codable, Sendable {
             throw PipelineError(path: path, reason: "malformed YAML: \(oneLine(error))", hint: "check indentation and quoting")
         }
         if config.name == nil { config.name = ((path as NSString).lastPathComponent as NSString).deletingPathExtension }
+        config.sourcePath = path
         try config.validate(path: path)
         return config
     }
@@ -128,6 +148,15 @@ public struct PipelineConfig: Codable, Sendable {
             throw fail("unknown blend '\(blend)'", "use mean or hann")
         }
         if let vectors { try vectors.validate(fail) }
+        if let checkpoint, checkpoint.isEmpty { throw fail("checkpoint is empty", "give a .pth or .safetensors path") }
+        if let sha = checkpointSHA256 {
+            guard sha.count == 64, sha.allSatisfy(\.isHexDigit) else {
+                throw fail("checkpoint_sha256 '\(sha.prefix(80))' is not 64 hex digits", "use the output of sha256sum FILE")
+            }
+            guard checkpoint != nil else {
+                throw fail("checkpoint_sha256 without checkpoint", "name the file it belongs to with checkpoint:")
+            }
+        }
         if model.decodeHead == nil && !model.isRegSeg {
             throw fail("model has no decode_head", "transcribe the mmseg config's model dict")
         }

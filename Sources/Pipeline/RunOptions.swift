@@ -1,4 +1,5 @@
 import Foundation
+import SegCore
 import Tiling
 
 /// How confidence (the max softmax probability) is written.
@@ -14,7 +15,10 @@ public enum ConfidenceFormat: String, Sendable, Codable, CaseIterable {
 /// Everything `aerialseg run` needs besides the inputs.
 public struct RunOptions: Sendable {
     public var pipeline: PipelineConfig
+    /// Overrides the pipeline's `checkpoint:` (nil: the pipeline's).
     public var checkpoint: String?
+    /// Random weights instead of a checkpoint: tests and benchmarks only; outputs are marked.
+    public var randomWeights = false
     public var outputDirectory: String
     /// Overrides of the pipeline's tiling (nil: the pipeline's).
     public var crop: Int?
@@ -26,22 +30,38 @@ public struct RunOptions: Sendable {
     public var bands: [Int]?
     /// Write `<stem>.preview.png`. Default true.
     public var preview = true
-    public var backend = "onednn"
+    public var backend = ComputeBackend.onednn
     public var threads = 2
     /// GDAL block cache while running: 32 MiB. Windows are read row band by row band, so the cache
     /// only needs the blocks of about one band of windows (16384 × 512 RGB pixels ≈ 25 MB); a small
     /// cache keeps peak memory low.
     public var blockCacheBytes: Int64 = 32 << 20
 
+    /// The checkpoint behind `checkpoint`, already read (by `init(mmengineCheckpoint:)`).
+    var preloadedCheckpoint: Checkpoint?
+
     public init(pipeline: PipelineConfig, outputDirectory: String) {
         self.pipeline = pipeline
         self.outputDirectory = outputDirectory
+    }
+
+    /// A job with no pipeline file: the pipeline is built from what an mmengine runner checkpoint
+    /// carries (its config text and dataset classes); see `PipelineConfig.fromCheckpoint`.
+    public init(mmengineCheckpoint path: String, outputDirectory: String) throws {
+        let checkpoint = try Checkpoint.load(path: path)
+        self.init(pipeline: try PipelineConfig.fromCheckpoint(checkpoint, path: path), outputDirectory: outputDirectory)
+        self.checkpoint = path
+        preloadedCheckpoint = checkpoint
     }
 
     var resolvedCrop: Int { crop ?? pipeline.tiling?.crop ?? 512 }
     var resolvedStride: Int { stride ?? pipeline.tiling?.stride ?? resolvedCrop * 2 / 3 }
     var resolvedBlend: Blend { blend ?? pipeline.tiling?.blend.flatMap(Blend.init(rawValue:)) ?? .mean }
     var resolvedBands: [Int] { bands ?? pipeline.input?.bands ?? [1, 2, 3] }
+    /// Which weights the job runs with; throws when none are named.
+    public func resolvedWeights() throws -> WeightsSource {
+        try WeightsSource.resolve(pipeline: pipeline, checkpoint: checkpoint, randomWeights: randomWeights)
+    }
 }
 
 /// Progress of one input, for the CLI's progress bar or log lines.

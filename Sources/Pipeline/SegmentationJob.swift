@@ -17,8 +17,12 @@ public final class SegmentationJob {
     public let loaded: LoadedModel
     private let preprocessing: (mean: [Float], std: [Float], scale: Float, reverse: Bool)
 
-    /// Loads the model and validates the settings before any input is touched.
+    /// Loads the model and validates the settings before any input is touched (nothing is written
+    /// when this throws).
     public init(options: RunOptions) throws {
+        var options = options
+        let preloaded = options.preloadedCheckpoint
+        options.preloadedCheckpoint = nil  // the model holds the weights now; don't keep the file's bytes
         self.options = options
         _ = try WindowGrid(imageWidth: 1, imageHeight: 1, crop: options.resolvedCrop, stride: options.resolvedStride)
         let bands = options.resolvedBands
@@ -27,8 +31,8 @@ public final class SegmentationJob {
                                 hint: "give three 1-based raster bands, e.g. --bands 1,2,3")
         }
         GDAL.setBlockCacheSize(options.blockCacheBytes)
-        loaded = try ModelLoading.load(options.pipeline, checkpoint: options.checkpoint, backend: options.backend,
-                                       threads: options.threads)
+        loaded = try ModelLoading.load(options.pipeline, weights: try options.resolvedWeights(),
+                                       backend: options.backend, threads: options.threads, preloaded: preloaded)
         let pre = loaded.model.preprocessing
         // Raster bands are read in the listed order (R, G, B); a BGR-trained network gets them reversed.
         let reverse = pre.networkOrder == .bgr
@@ -162,8 +166,9 @@ public final class SegmentationJob {
     private func finishOutputs(grid: WindowGrid, names: (labels: String, confidence: String, preview: String),
                                output: StagedOutput, work: WorkFolder) throws -> [String] {
         let pieces = work.bandFiles(grid)
+        let provenance = ["AERIALSEG_WEIGHTS": loaded.weightsMetadata]
         let style = BandStyle(noDataValue: 255, colorTable: loaded.palette.map { RGBA(UInt8($0[0]), UInt8($0[1]), UInt8($0[2])) },
-                              categoryNames: loaded.classes, description: "class")
+                              categoryNames: loaded.classes, description: "class", metadata: provenance)
         // One COG after the other: built side by side they finish ~7 s sooner on 16384² but raise the
         // peak memory by ~50 MiB (two COG drivers with their buffers on top of the loaded model).
         try writeCloudOptimizedGeoTIFF(mosaicOf: pieces.labels, to: output.stagingPath(names.labels), style: style,
@@ -171,7 +176,8 @@ public final class SegmentationJob {
         var primaries = [names.labels]
         if options.confidence != .none {
             try writeCloudOptimizedGeoTIFF(mosaicOf: pieces.confidence, to: output.stagingPath(names.confidence),
-                                           style: BandStyle(description: "confidence"), resampling: .average)
+                                           style: BandStyle(description: "confidence", metadata: provenance),
+                                           resampling: .average)
             primaries.append(names.confidence)
         }
         if options.preview {
@@ -284,9 +290,9 @@ public final class SegmentationJob {
         encoder.outputFormatting = .sortedKeys  // dictionary order is randomised per process
         let model = (try? encoder.encode(options.pipeline.model)).map { String(decoding: $0, as: UTF8.self) } ?? ""
         let parts = [URL(fileURLWithPath: input).standardizedFileURL.path, "\(size)", "\(modified)",
-                     "\(dataset.width)x\(dataset.height)", model, options.checkpoint ?? "random", loaded.weightsLabel,
+                     "\(dataset.width)x\(dataset.height)", model, loaded.checkpointSHA256 ?? "random",
                      "\(options.resolvedCrop)", "\(options.resolvedStride)", options.resolvedBlend.rawValue,
-                     options.tta.rawValue, options.confidence.rawValue, "\(options.resolvedBands)", options.backend,
+                     options.tta.rawValue, options.confidence.rawValue, "\(options.resolvedBands)", options.backend.rawValue,
                      "\(preprocessing.mean)\(preprocessing.std)"]
         var hash: UInt64 = 0xcbf2_9ce4_8422_2325  // FNV-1a
         for byte in parts.joined(separator: "\u{1F}").utf8 {

@@ -9,7 +9,30 @@ struct AerialSeg: AsyncParsableCommand {
         abstract: "Segment huge aerial orthophotos into georeferenced land-cover maps.",
         subcommands: [Run.self, Info.self, Inspect.self, Bench.self, Tile.self, Evaluate.self, Vectorize.self]
     )
+
+    /// argument-parser's entry point, with its usage errors in the README's form: one line
+    /// `aerialseg: error: <what> (<hint>)` and exit 2 (not its several lines and exit 64).
+    /// `--help` and `--version` print as usual; errors a command reports itself keep their code.
+    static func main() async {
+        do {
+            var command = try parseAsRoot()
+            if var command = command as? AsyncParsableCommand {
+                try await command.run()
+            } else {
+                try command.run()
+            }
+        } catch let code as ExitCode {
+            Foundation.exit(code.rawValue)
+        } catch {
+            if exitCode(for: error) == .success { exit(withError: error) }  // help, version
+            let message = message(for: error).split(whereSeparator: \.isNewline).first.map(String.init) ?? "\(error)"
+            printError("aerialseg: error: \(message.prefix(500)) (see 'aerialseg help')")
+            Foundation.exit(2)
+        }
+    }
 }
+
+extension ComputeBackend: ExpressibleByArgument {}
 
 /// Prints `aerialseg: error: <file>: <what> (<hint>)` on stderr and exits with `code`.
 func fail(_ error: any Error, code: Int32 = 2) -> ExitCode {

@@ -20,7 +20,7 @@ struct Bench: AsyncParsableCommand {
     var runs = 5
 
     @Option(help: "onednn (fast, default) or reference (im2col + OpenBLAS, the test oracle).")
-    var backend = "onednn"
+    var backend = ComputeBackend.onednn
 
     @Option(help: "Threads.")
     var threads = 2

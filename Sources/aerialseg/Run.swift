@@ -3,18 +3,20 @@ import Foundation
 import Pipeline
 import Tiling
 
-/// `aerialseg run PIPELINE.yaml --input PATH... --output DIR [...]`
+/// `aerialseg run [PIPELINE.yaml] --input PATH... --output DIR [--checkpoint FILE] [...]`
 struct Run: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Segment orthophotos of any size into georeferenced label and confidence COGs and a preview.",
         discussion: """
+            The weights are the pipeline's checkpoint: key, or --checkpoint. Without a pipeline, an \
+            mmengine checkpoint (iter_N.pth) is run from the config and dataset classes it carries. \
             Each input is independent: one failing does not stop the others. Exit code 0 when all \
             succeeded, 1 when some inputs failed, 2 for a usage or configuration error. An interrupted \
             run resumes where it stopped when the same command is run again.
             """)
 
-    @Argument(help: "A pipeline file (Pipelines/*.yaml).")
-    var pipeline: String
+    @Argument(help: "A pipeline file (Pipelines/*.yaml); optional with an mmengine --checkpoint.")
+    var pipeline: String?
 
     @Option(name: .long, parsing: .upToNextOption, help: "Input rasters: files, folders or glob patterns.")
     var input: [String]
@@ -22,8 +24,11 @@ struct Run: AsyncParsableCommand {
     @Option(help: "Output folder (created if needed).")
     var output: String
 
-    @Option(help: "Checkpoint (.pth or .safetensors); random weights when omitted (benchmarks and tests only).")
+    @Option(help: "Checkpoint (.pth or .safetensors); overrides the pipeline's checkpoint: key.")
     var checkpoint: String?
+
+    @Flag(help: "Random weights instead of a checkpoint: meaningless outputs, for tests and benchmarks only.")
+    var randomWeights = false
 
     @Option(help: "Crop (window) size in pixels; default: the pipeline's.")
     var crop: Int?
@@ -47,7 +52,7 @@ struct Run: AsyncParsableCommand {
     var noPreview = false
 
     @Option(help: "onednn (default) or reference.")
-    var backend = "onednn"
+    var backend = ComputeBackend.onednn
 
     @Option(help: "Threads.")
     var threads = 2
@@ -63,14 +68,23 @@ struct Run: AsyncParsableCommand {
         }
         if let bands, parseIntegers(bands) == nil { throw ValidationError("--bands takes 1-based numbers, e.g. 1,2,3") }
         if input.isEmpty { throw ValidationError("give at least one --input") }
+        if pipeline == nil && checkpoint == nil {
+            throw ValidationError("give a pipeline file, or an mmengine checkpoint with --checkpoint")
+        }
+        if randomWeights && checkpoint != nil { throw ValidationError("--checkpoint and --random-weights exclude each other") }
     }
 
     func run() async throws {
         let job: SegmentationJob
         let inputs: [String]
         do {
-            var options = RunOptions(pipeline: try PipelineConfig.load(path: pipeline), outputDirectory: output)
+            var options = if let pipeline {
+                RunOptions(pipeline: try PipelineConfig.load(path: pipeline), outputDirectory: output)
+            } else {
+                try RunOptions(mmengineCheckpoint: checkpoint!, outputDirectory: output)
+            }
             options.checkpoint = checkpoint
+            options.randomWeights = randomWeights
             options.crop = crop
             options.stride = stride
             options.blend = blend.flatMap(Blend.init(rawValue:))
@@ -85,7 +99,7 @@ struct Run: AsyncParsableCommand {
         } catch {
             throw fail(error)
         }
-        if !quiet { job.notices.forEach { printError("aerialseg: note: \($0)") } }
+        job.notices.forEach { printError("aerialseg: note: \($0)") }  // even with --quiet: they change the meaning
         var failures = 0
         for path in inputs {
             let reporter = ProgressReporter(enabled: !quiet)

@@ -18,7 +18,7 @@ import TestSupport
     func loadsValidatesAndBuilds(_ name: String) throws {
         let path = Fixtures.packageRoot.appendingPathComponent("Pipelines/\(name)").path
         let config = try PipelineConfig.load(path: path)
-        let loaded = try ModelLoading.load(config, checkpoint: nil, backend: "reference")
+        let loaded = try ModelLoading.load(config, weights: .random, backend: .reference)
         #expect(loaded.model.numClasses == config.model.decodeHead?.numClasses ?? config.model.numClasses)
         if let classes = config.classes { #expect(loaded.classes == classes) }
         #expect(config.mmsegConfig != nil, "name the mmseg config it transcribes")

@@ -23,6 +23,9 @@ public struct Checkpoint: Sendable {
     public let tensors: [String: StoredTensor]
     /// Class names, palette and config text when the file carries them.
     public let meta: CheckpointMeta
+    /// SHA-256 of the file's bytes (lowercase hex, as `sha256sum` prints); nil for a checkpoint
+    /// decoded from memory.
+    public private(set) var sha256: String?
 
     /// A checkpoint built in memory (tests, converters); `keys` should list every tensor once.
     public init(format: Format, keys: [String], tensors: [String: StoredTensor], meta: CheckpointMeta) {
@@ -37,7 +40,10 @@ public struct Checkpoint: Sendable {
     /// Throws `CheckpointError` (naming the file, what failed, and a hint) for unreadable, truncated,
     /// corrupted or unsupported files and for pickles that reference non-allowlisted Python globals.
     public static func load(path: String) throws -> Checkpoint {
-        return try load(bytes: try readWholeFile(path), path: path)
+        let bytes = try readWholeFile(path)
+        var checkpoint = try load(bytes: bytes, path: path)
+        checkpoint.sha256 = SHA256.hex(bytes)
+        return checkpoint
     }
 
     /// The file's bytes, read with one `fread` into a preallocated array (no intermediate `Data`).

@@ -55,8 +55,10 @@ struct ASPPHead<B: Backend>: DecodeHead {
         if separable {
             let c1Key = "\(p).c1_bottleneck.conv.weight"
             let c1In = try cfg.c1InChannels
-                ?? (l.weights.contains(c1Key) || l.weights.isSynthesizing ? l.weights.dim(c1Key, 1, default: nil) : 0)
-            let c1Out = try cfg.c1Channels ?? (c1In > 0 ? l.weights.dim(c1Key, 0, default: nil) : 0)
+                ?? (l.weights.contains(c1Key) || l.weights.isSynthesizing
+                    ? l.weights.dim(c1Key, 1, default: nil, field: "decode_head.c1_in_channels") : 0)
+            let c1Out = try cfg.c1Channels
+                ?? (c1In > 0 ? l.weights.dim(c1Key, 0, default: nil, field: "decode_head.c1_channels") : 0)
             if c1In > 0 && features[0] != c1In {
                 throw ModelConfigError("c1_in_channels \(c1In) but backbone output 0 has \(features[0]) channels")
             }

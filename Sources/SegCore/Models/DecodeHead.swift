@@ -91,7 +91,8 @@ func makeDecodeHead<B: Backend>(_ cfg: DecodeHeadConfig, features: [Int], classe
 extension DecodeHeadConfig {
     /// `channels`, or the input width of `conv_seg` in the checkpoint.
     func resolvedChannels(_ w: WeightStore) throws -> Int {
-        try ModelConfigError.checked(channels ?? w.dim("decode_head.conv_seg.weight", 1, default: nil),
-                                     "decode_head channels")
+        try ModelConfigError.checked(
+            channels ?? w.dim("decode_head.conv_seg.weight", 1, default: nil, field: "decode_head.channels"),
+            "decode_head channels")
     }
 }

@@ -20,11 +20,14 @@ struct JPU<B: Backend>: Sendable {
         guard cfg.type == "JPU" else {
             throw ModelConfigError("neck type '\(cfg.type)' is not supported", hint: "supported: JPU")
         }
-        let inChannels = cfg.inChannels ?? [512, 1024, 2048]
+        // mmseg's default is (512, 1024, 2048); left out, the neck takes what the backbone returns.
+        let inChannels = cfg.inChannels ?? features
         guard inChannels == features else {
             throw ModelConfigError("JPU in_channels \(inChannels) but the backbone returns \(features)")
         }
-        let mid = try ModelConfigError.checked(cfg.midChannels ?? 512, "JPU mid_channels")
+        let mid = try ModelConfigError.checked(
+            cfg.midChannels ?? l.weights.dim("neck.conv_layers.0.0.conv.weight", 0, default: 512,
+                                             field: "neck.mid_channels"), "JPU mid_channels")
         let dilations = cfg.dilations ?? [1, 2, 4, 8]
         let start = cfg.startLevel ?? 0
         let end = cfg.endLevel ?? -1

@@ -139,13 +139,16 @@ struct ResNet<B: Backend>: Sendable {
         let contract = cfg.contractDilation ?? false
         let w = l.weights
         let p = "backbone"
-        let inputChannels = cfg.inChannels ?? 3
+        let firstKey = deepStem ? "\(p).stem.0.weight" : "\(p).conv1.weight"
+        let inputChannels = try ModelConfigError.checked(
+            cfg.inChannels ?? w.dim(firstKey, 1, default: 3, field: "backbone.in_channels"), "backbone in_channels")
         inChannels = inputChannels
         let stemKey = deepStem ? "\(p).stem.6.weight" : "\(p).conv1.weight"
-        let stemWidth = try ModelConfigError.checked(cfg.stemChannels ?? w.dim(stemKey, 0, default: 64),
-                                                     "backbone stem_channels")
-        let base = try ModelConfigError.checked(cfg.baseChannels ?? w.dim("\(p).layer1.0.conv1.weight", 0, default: 64),
-                                                "backbone base_channels")
+        let stemWidth = try ModelConfigError.checked(
+            cfg.stemChannels ?? w.dim(stemKey, 0, default: 64, field: "backbone.stem_channels"), "backbone stem_channels")
+        let base = try ModelConfigError.checked(
+            cfg.baseChannels ?? w.dim("\(p).layer1.0.conv1.weight", 0, default: 64, field: "backbone.base_channels"),
+            "backbone base_channels")
 
         if deepStem {
             let half = stemWidth / 2

@@ -83,6 +83,9 @@ public final class SegmentationModel: Sendable {
     public let backendName: String
     /// Channels of the network input (the backbone's `in_channels`; 3 for RGB images).
     public let inputChannels: Int
+    /// Widths the description left out and the checkpoint's shapes gave, by mmseg config field
+    /// (`backbone.stem_channels`, `backbone.in_channels`, `decode_head.channels`, `num_classes`, ...).
+    public let inferredWidths: [String: Int]
     private let runner: any ModelRunner
 
     /// Builds the network `config` describes and maps `weights` (checkpoint key → float tensor,
@@ -95,6 +98,7 @@ public final class SegmentationModel: Sendable {
         let store = WeightStore(weights)
         let built = try Self.build(config, store, backend)
         try store.finish()
+        inferredWidths = store.inferredWidths
         self.config = config
         backendName = backend.name
         alignCorners = config.resolvedAlignCorners
@@ -119,7 +123,8 @@ public final class SegmentationModel: Sendable {
         -> (runner: any ModelRunner, classes: Int, inputChannels: Int, preprocessing: Preprocessing) {
         let loader = Loader(weights: store, backend: backend)
         if config.isRegSeg {
-            let classes = try config.numClasses ?? store.dim("decoder.classifier.weight", 0, default: nil)
+            let classes = try config.numClasses
+                ?? store.dim("decoder.classifier.weight", 0, default: nil, field: "num_classes")
             let preprocessing = try config.dataPreprocessor.map(Preprocessing.init) ?? .imagenetUnit
             let network = try RegSeg(config, classes: classes, loader)
             return (BoundNetwork(network: network, backend: backend), classes, 3, preprocessing)
@@ -129,7 +134,7 @@ public final class SegmentationModel: Sendable {
                                    hint: "give mmseg's model dict, or type 'RegSeg'")
         }
         let classes = try headConfig.numClasses ?? config.numClasses
-            ?? store.dim("decode_head.conv_seg.weight", 0, default: nil)
+            ?? store.dim("decode_head.conv_seg.weight", 0, default: nil, field: "num_classes")
         let preprocessing = try config.dataPreprocessor.map(Preprocessing.init) ?? .mmseg
         let backbone = try ResNet(backboneConfig, loader)
         let neck = try config.neck.map { try JPU($0, features: backbone.outChannels, loader) }

@@ -53,6 +53,9 @@ final class WeightStore {
     private(set) var tensors: [String: Tensor]
     private var used = Set<String>()
     private var synthesizer: RandomWeights?
+    /// Widths read from the checkpoint's shapes because the description left them out, by config
+    /// field (`backbone.stem_channels`, `decode_head.channels`, `num_classes`, ...).
+    private(set) var inferredWidths: [String: Int] = [:]
 
     /// BatchNorm epsilon of mmcv's `build_norm_layer` and `torch.nn.BatchNorm*d`.
     static let batchNormEpsilon = 1e-5
@@ -86,8 +89,9 @@ final class WeightStore {
 
     /// Size of `axis` of the tensor under `key`, which must have `rank` dimensions (to infer widths).
     /// When synthesizing, `fallback` (the architecture's full-size default) is returned instead;
-    /// nil means the description must give the width.
-    func dim(_ key: String, _ axis: Int, rank: Int = 4, default fallback: Int?) throws -> Int {
+    /// nil means the description must give the width. A width read from the checkpoint is recorded
+    /// under `field` in `inferredWidths`.
+    func dim(_ key: String, _ axis: Int, rank: Int = 4, default fallback: Int?, field: String? = nil) throws -> Int {
         if isSynthesizing {
             guard let fallback else {
                 throw ModelConfigError("the width read from '\(key)' is not in the model description",
@@ -99,6 +103,7 @@ final class WeightStore {
         guard shape.count == rank, axis < rank else {
             throw WeightError(kind: .mismatchedSize, key: key, expected: nil, actual: shape, keys: [])
         }
+        if let field { inferredWidths[field] = shape[axis] }
         return shape[axis]
     }
 

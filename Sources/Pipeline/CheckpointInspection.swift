@@ -1,5 +1,6 @@
 import Foundation
 import SegCore
+import Yams
 
 /// What `aerialseg inspect` reports about a checkpoint.
 public struct CheckpointReport: Codable, Sendable {
@@ -16,6 +17,12 @@ public struct CheckpointReport: Codable, Sendable {
     public var classes: [String]?
     public var palette: [[Int]]?
     public var hasConfigText: Bool
+    /// SHA-256 of the file (what a pipeline's `checkpoint_sha256:` takes).
+    public var sha256: String?
+    /// The pipeline `aerialseg run --checkpoint FILE` builds from the checkpoint alone (mmengine
+    /// checkpoints: `meta.cfg` and `meta.dataset_meta`), or nil with `pipelineProblem` saying why not.
+    public var pipeline: PipelineConfig?
+    public var pipelineProblem: String?
 }
 
 /// Recognises a checkpoint's architecture from its key names and shapes (never from its pickle code).
@@ -28,13 +35,21 @@ public enum CheckpointInspection {
               || key.hasSuffix(".num_batches_tracked"))
         }
         let floating = tensors.filter { $0.value.dtype.isFloatingPoint }
+        var pipeline: PipelineConfig?
+        var problem: String?
+        do {
+            pipeline = try PipelineConfig.fromCheckpoint(checkpoint, path: path)
+        } catch {
+            problem = "\(error)"
+        }
         return CheckpointReport(
             path: path, format: checkpoint.format.rawValue, tensorCount: tensors.count,
             parameterCount: floating.values.reduce(0) { $0 + $1.count },
             inferenceParameterCount: floating.filter { used($0.key) }.values.reduce(0) { $0 + $1.count },
             architecture: architecture(Set(tensors.keys), shapes: tensors.mapValues(\.shape)),
             numClasses: numClasses(tensors.mapValues(\.shape)), classes: checkpoint.meta.classes,
-            palette: checkpoint.meta.palette, hasConfigText: checkpoint.meta.configText != nil)
+            palette: checkpoint.meta.palette, hasConfigText: checkpoint.meta.configText != nil,
+            sha256: checkpoint.sha256, pipeline: pipeline, pipelineProblem: problem)
     }
 
     /// "<head> on <backbone>" from key names, or "unknown".
@@ -90,6 +105,7 @@ public enum CheckpointInspection {
             lines.append("  " + key.padding(toLength: 14, withPad: " ", startingAt: 0) + value)
         }
         row("format", r.format)
+        if let sha = r.sha256 { row("sha256", sha) }
         row("tensors", "\(r.tensorCount)")
         row("parameters", "\(r.parameterCount) (\(r.inferenceParameterCount) used at inference)")
         row("architecture", r.architecture)
@@ -101,6 +117,12 @@ public enum CheckpointInspection {
             }
         } else {
             row("class names", "none in the checkpoint (the pipeline's are used)")
+        }
+        if let pipeline = r.pipeline, let yaml = try? YAMLEncoder().encode(pipeline) {
+            row("pipeline", "what 'aerialseg run --checkpoint \(r.path)' runs (from meta.cfg):")
+            lines += yaml.split(separator: "\n").map { "    " + $0 }
+        } else if let problem = r.pipelineProblem {
+            row("pipeline", "none from the checkpoint alone: \(problem)")
         }
         return lines.joined(separator: "\n")
     }

@@ -275,20 +275,28 @@ func applyBandStyle(_ ds: GDALDatasetH, _ style: BandStyle) -> String? {
 /// Writes an 8-bit RGB image as PNG (a quick-look), through GDAL's MEM and PNG drivers.
 /// `rgb` is band-sequential (3, height, width).
 public func writePNG(path: String, width: Int, height: Int, rgb: [UInt8]) throws {
+    try writePNG(path: path, width: width, height: height, bands: 3, pixels: rgb)
+}
+
+/// Writes an 8-bit RGB (`bands` 3) or RGBA (`bands` 4, alpha last) image as PNG, through GDAL's MEM
+/// and PNG drivers. `pixels` is band-sequential (bands, height, width).
+public func writePNG(path: String, width: Int, height: Int, bands: Int, pixels rgb: [UInt8]) throws {
     GDAL.initialize()
-    precondition(rgb.count == 3 * width * height, "rgb must hold 3 × width × height bytes")
+    precondition(bands == 3 || bands == 4, "a PNG here is RGB or RGBA")
+    precondition(rgb.count == bands * width * height, "pixels must hold bands × width × height bytes")
     guard let mem = GDALGetDriverByName("MEM"), let png = GDALGetDriverByName("PNG") else {
         throw GeoIOError(.unsupportedFormat, path: path, message: "GDAL lacks the MEM or PNG driver", hint: "")
     }
     let message: String? = withQuietGDAL {
-        guard let ds = GDALCreate(mem, "", Int32(width), Int32(height), 3, GDT_Byte, nil) else {
+        guard let ds = GDALCreate(mem, "", Int32(width), Int32(height), Int32(bands), GDT_Byte, nil) else {
             return takeLastGDALError() ?? "cannot create the image in memory"
         }
         defer { GDALClose(ds) }
         var copy = rgb
         let err = copy.withUnsafeMutableBytes { buf in
             GDALDatasetRasterIOEx(ds, GF_Write, 0, 0, Int32(width), Int32(height), buf.baseAddress, Int32(width),
-                                  Int32(height), GDT_Byte, 3, nil, 1, Int64(width), Int64(width * height), nil)
+                                  Int32(height), GDT_Byte, Int32(bands), nil, 1, Int64(width), Int64(width * height),
+                                  nil)
         }
         guard err == CE_None else { return takeLastGDALError() ?? "cannot fill the image" }
         guard let out = GDALCreateCopy(png, path, ds, 0, nil, nil, nil) else {

@@ -124,6 +124,25 @@ extension Dataset {
         return out
     }
 
+    /// Reads the whole of one band decimated to `width` × `height` pixels as Float32 (nearest
+    /// neighbour, from overviews when the file has them), e.g. a quick-look of 16-bit imagery.
+    public func readFloats(band index: Int = 1, decimatedTo outWidth: Int, _ outHeight: Int) throws -> [Float] {
+        var out = [Float](repeating: 0, count: outWidth * outHeight)
+        guard index >= 1 && index <= bandCount else {
+            throw GeoIOError(.invalidArgument, path: path, message: "band \(index) not in 1...\(bandCount)", hint: "")
+        }
+        let err = out.withUnsafeMutableBufferPointer { buf in
+            withQuietGDAL {
+                GDALRasterIOEx(band(index).handle, GF_Read, 0, 0, Int32(width), Int32(height), buf.baseAddress!,
+                               Int32(outWidth), Int32(outHeight), GDT_Float32, 4, Int64(outWidth) * 4, nil)
+            }
+        }
+        guard err == CE_None else {
+            throw gdalError(.readFailed, path: path, fallback: "cannot read a decimated copy", hint: "")
+        }
+        return out
+    }
+
     /// Reads `window` of one band as bytes (values clamped to 0...255 by GDAL), e.g. a label raster.
     /// Outside the raster, pixels are `fill`.
     public func readBytes(_ window: PixelWindow, band index: Int = 1, fill: UInt8 = 0) throws -> [UInt8] {

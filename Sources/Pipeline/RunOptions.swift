@@ -28,8 +28,9 @@ public struct RunOptions: Sendable {
     public var confidence: ConfidenceFormat = .uint8
     /// Overrides the pipeline's input bands (1-based).
     public var bands: [Int]?
-    /// Write `<stem>.preview.png`. Default true.
-    public var preview = true
+    /// `<stem>.preview.png`: the orthophoto with class colours over it (default), class colours
+    /// alone, or none.
+    public var preview = PreviewMode.overlay
     public var backend = ComputeBackend.onednn
     public var threads = 2
     /// GDAL block cache while running: 32 MiB. Windows are read row band by row band, so the cache

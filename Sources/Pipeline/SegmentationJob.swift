@@ -132,7 +132,7 @@ public final class SegmentationJob {
         }
 
         let t3 = ContinuousClock.now
-        let outputs = try finishOutputs(grid: grid, names: names, output: output, work: work)
+        let outputs = try finishOutputs(grid: grid, input: input, names: names, output: output, work: work)
         var result = RunResult(input: input, outputs: outputs, windowsRun: counts.run,
                                windowsSkipped: counts.skipped, resumedGridRows: resumeRow,
                                seconds: (ContinuousClock.now - start).seconds, modelSeconds: modelSeconds)
@@ -156,14 +156,15 @@ public final class SegmentationJob {
             try writeBand([band], gridRow: 0, transform: transform, crs: crs, work: work,
                           rereadValidity: (ds, bands))
         }
-        let outputs = try finishOutputs(grid: grid, names: names, output: output, work: work)
+        let outputs = try finishOutputs(grid: grid, input: input, names: names, output: output, work: work)
         return RunResult(input: input, outputs: outputs, windowsRun: counts.run, windowsSkipped: 0,
                          resumedGridRows: counts.run == 0 ? 1 : 0, seconds: (ContinuousClock.now - start).seconds,
                          modelSeconds: modelSeconds)
     }
 
     /// Mosaics the bands into COGs, then the preview, all staged; moves them into place; drops the work folder.
-    private func finishOutputs(grid: WindowGrid, names: (labels: String, confidence: String, preview: String),
+    private func finishOutputs(grid: WindowGrid, input: String,
+                               names: (labels: String, confidence: String, preview: String),
                                output: StagedOutput, work: WorkFolder) throws -> [String] {
         let pieces = work.bandFiles(grid)
         let provenance = ["AERIALSEG_WEIGHTS": loaded.weightsMetadata]
@@ -180,8 +181,11 @@ public final class SegmentationJob {
                                            resampling: .average)
             primaries.append(names.confidence)
         }
-        if options.preview {
-            try writePreview(labels: output.stagingPath(names.labels), to: output.stagingPath(names.preview))
+        if options.preview != .none {
+            let preview = Preview(palette: loaded.palette, classes: loaded.classes,
+                                  uncoloured: Set(options.pipeline.vectors?.exclude ?? []))
+            try preview.write(labels: output.stagingPath(names.labels), input: input, bands: options.resolvedBands,
+                              mode: options.preview, to: output.stagingPath(names.preview))
             primaries.append(names.preview)
         }
         if let vectors = try writeRunVectors(labelsName: names.labels, output: output, pipeline: options.pipeline,
@@ -265,19 +269,6 @@ public final class SegmentationJob {
                 }
             }
         }
-    }
-
-    /// A palette quick-look of the labels, at most 2048 pixels on its long side.
-    private func writePreview(labels: String, to path: String) throws {
-        let ds = try Dataset(path: labels)
-        let factor = max(1, Int((Double(max(ds.width, ds.height)) / 2048).rounded(.up)))
-        let w = max(1, ds.width / factor), h = max(1, ds.height / factor)
-        let ids = try ds.readBytes(band: 1, decimatedTo: w, h)
-        var rgb = [UInt8](repeating: 0, count: 3 * w * h)
-        for (i, id) in ids.enumerated() where Int(id) < loaded.palette.count {
-            for c in 0..<3 { rgb[c * w * h + i] = UInt8(clamping: loaded.palette[Int(id)][c]) }
-        }
-        try writePNG(path: path, width: w, height: h, rgb: rgb)
     }
 
     /// A stable key for the work folder: the input (path, size, modification time) and every setting

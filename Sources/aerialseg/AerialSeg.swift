@@ -33,6 +33,7 @@ struct AerialSeg: AsyncParsableCommand {
 }
 
 extension ComputeBackend: ExpressibleByArgument {}
+extension PreviewMode: ExpressibleByArgument {}
 
 /// Prints `aerialseg: error: <file>: <what> (<hint>)` on stderr and exits with `code`.
 func fail(_ error: any Error, code: Int32 = 2) -> ExitCode {

@@ -48,8 +48,8 @@ struct Run: AsyncParsableCommand {
     @Option(help: "Raster bands read as the model's R,G,B, e.g. 1,2,3.")
     var bands: String?
 
-    @Flag(help: "Do not write the preview PNG.")
-    var noPreview = false
+    @Option(help: "Preview PNG: overlay (the orthophoto with class colours and a legend), labels or none.")
+    var preview = PreviewMode.overlay
 
     @Option(help: "onednn (default) or reference.")
     var backend = ComputeBackend.onednn
@@ -91,7 +91,7 @@ struct Run: AsyncParsableCommand {
             options.tta = TTAMode(rawValue: tta) ?? .none
             options.confidence = ConfidenceFormat(rawValue: confidence) ?? .uint8
             options.bands = bands.flatMap(parseIntegers)
-            options.preview = !noPreview
+            options.preview = preview
             options.backend = backend
             options.threads = threads
             inputs = try InputExpansion.expand(input)

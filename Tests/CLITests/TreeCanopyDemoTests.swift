@@ -25,7 +25,7 @@ import TestSupport
         let out = dir.appendingPathComponent("out").path
         let run = try Tool.run(Tool.aerialseg, [
             "run", Fixtures.packageRoot.appendingPathComponent("Pipelines/tree-canopy.yaml").path, "--input", input,
-            "--output", out,  // the pipeline names its checkpoint
+            "--output", out, "--blend", "mean",  // mmseg's plain average; the pipeline names its checkpoint
             "--quiet",
         ])
         #expect(run.status == 0, "\(run.stderr)")

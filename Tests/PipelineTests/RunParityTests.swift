@@ -26,7 +26,7 @@ import Tiling
         options.checkpoint = fixture.folder.appendingPathComponent("weights.safetensors").path
         options.confidence = .float32
         options.tta = tta
-        options.preview = false
+        options.preview = .none
         let job = try SegmentationJob(options: options)
         let result = try job.run(input: image)
         #expect(result.outputs.count == 2)

@@ -73,7 +73,7 @@ import TestSupport
         let out = dir.appendingPathComponent("out").path
         var options = RunOptions(pipeline: try PipelineConfig.load(path: pipelinePath), outputDirectory: out)
         options.checkpoint = fixture.appendingPathComponent("checkpoint.pth").path
-        options.preview = false
+        options.preview = .none
         let input = Fixtures.local("rasters/rgb1.tif").path
         let shp = "\(out)/rgb1.vectors.shp"
         // First run: a folder in the way makes the final commit fail after every row band is done.

@@ -25,9 +25,11 @@ public struct PipelineConfig: Codable, Sendable {
     /// Default: absent (no vectors).
     public var vectors: VectorsConfig?
 
+    /// In the order pipeline files list them (`import-config` writes them so).
     enum CodingKeys: String, CodingKey {
-        case name, model, classes, palette, input, tiling, vectors
+        case name
         case mmsegConfig = "mmseg_config"
+        case model, classes, palette, input, tiling, vectors
     }
 
     /// Raster bands → network input.

@@ -213,6 +213,18 @@ import TestSupport
         #expect(failure("_base_ = './main.py'\n").hasPrefix("main.py:1: _base_ cycle: main.py → main.py"))
     }
 
+    @Test func longBaseChainFails() {
+        var files: [String: String] = [:]
+        for i in 0..<20 { files["b\(i).py"] = "_base_ = 'b\(i + 1).py'\n" }
+        files["b20.py"] = "x = 1\n"
+        #expect(failure("_base_ = 'b0.py'\n", files).hasPrefix("b14.py:1: _base_ chain deeper than 16 files"))
+    }
+
+    @Test func predefinedVariablesAreReplacedInStrings() throws {
+        let config = try load("work_dir = './work_dirs/{{ fileBasenameNoExtension }}{{fileExtname}}'\n")
+        #expect(config["work_dir"] == .string("./work_dirs/main.py"))
+    }
+
     @Test func baseOutsideOrMissingFails() {
         #expect(failure("a = 1\n_base_ = 'missing.py'\n").hasPrefix("main.py:2: base 'missing.py' not found"))
         #expect(failure("_base_ = '/etc/passwd.py'\n").hasPrefix("main.py:1: base '/etc/passwd.py' must be relative"))

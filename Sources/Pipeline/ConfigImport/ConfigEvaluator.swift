@@ -9,6 +9,9 @@ struct ConfigEvaluator {
     private let limits: ConfigLimits
     private var variables = ConfigDict()
     private var sizes: [String: ValueSize] = [:]
+    /// Comprehension variables in scope (a few at most), looked up before `variables`; kept apart so
+    /// that entering a comprehension does not copy the file's variables.
+    private var locals: [String: (value: ConfigValue, size: ValueSize)] = [:]
     /// Line of each variable's last assignment, for errors found after evaluation (merging).
     private(set) var lines: [String: Int] = [:]
 
@@ -36,6 +39,7 @@ struct ConfigEvaluator {
         case .literal(let value):
             return (value, .scalar)
         case .name(let name):
+            if let local = locals[name] { return local }
             if name == "_base_" { return try baseValue([], line: expr.line) }
             guard let value = variables[name], let size = sizes[name] else {
                 throw error(expr.line, "name '\(name)' is not defined",
@@ -114,8 +118,7 @@ struct ConfigEvaluator {
         var values: [ConfigValue] = []
         var total = ValueSize(depth: 1, count: 1)
         for item in items {
-            scope.variables[variable] = item
-            scope.sizes[variable] = ValueSize.of(item, limits: limits)
+            scope.locals[variable] = (item, ValueSize.of(item, limits: limits))
             let (value, size) = try scope.evaluate(element)
             values.append(value)
             total = ValueSize(depth: max(total.depth, size.depth + 1), count: total.count + size.count)

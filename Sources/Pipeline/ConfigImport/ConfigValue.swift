@@ -3,13 +3,18 @@
 /// Lists and tuples stay apart (mmseg writes `out_indices=(0, 1, 2, 3)` but `mean=[...]`), and
 /// dicts keep their keys in the order written, as Python's do.
 public enum ConfigValue: Sendable, Equatable {
+    /// Python's `None`.
     case none
     case bool(Bool)
+    /// A Python int that fits in 64 bits (larger ones are refused when read).
     case int(Int)
     case float(Double)
     case string(String)
+    /// `[...]`
     case list([ConfigValue])
+    /// `(...)`
     case tuple([ConfigValue])
+    /// `dict(...)` or `{'key': ...}`
     case dict(ConfigDict)
 
     /// The dict, or nil for any other kind of value.
@@ -43,12 +48,15 @@ public enum ConfigValue: Sendable, Equatable {
 
 /// A dict with string keys in insertion order (Python's `dict`; mmengine's `ConfigDict`).
 public struct ConfigDict: Sendable, Equatable, Sequence {
+    /// The keys and values in insertion order.
     public private(set) var entries: [(key: String, value: ConfigValue)] = []
     /// Key → position in `entries`, so that building a dict of n keys takes O(n).
     private var positions: [String: Int] = [:]
 
+    /// An empty dict.
     public init() {}
 
+    /// A dict of `entries` in order; a repeated key keeps its first position and its last value.
     public init(_ entries: [(key: String, value: ConfigValue)]) {
         for (key, value) in entries { self[key] = value }
     }
@@ -74,6 +82,7 @@ public struct ConfigDict: Sendable, Equatable, Sequence {
         }
     }
 
+    /// The keys in insertion order.
     public var keys: [String] { entries.map(\.key) }
     public var isEmpty: Bool { entries.isEmpty }
 

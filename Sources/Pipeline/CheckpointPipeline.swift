@@ -22,8 +22,4 @@ extension PipelineConfig {
         return config
     }
 
-    // TEMPORARY until the config importer lands.
-    static func importing(configText: String, source: String) throws -> PipelineConfig {
-        throw PipelineError(path: source, reason: "not yet", hint: "")
-    }
 }

@@ -35,10 +35,13 @@ public struct PipelineConfig: Codable, Sendable {
     /// against its folder.
     public var sourcePath: String?
 
+    /// In the order pipeline files list them (`import-config` writes them so).
     enum CodingKeys: String, CodingKey {
-        case name, model, classes, palette, input, tiling, vectors, checkpoint
+        case name
         case mmsegConfig = "mmseg_config"
+        case checkpoint
         case checkpointSHA256 = "checkpoint_sha256"
+        case model, classes, palette, input, tiling, vectors
     }
 
     /// `checkpoint` as a path usable from the current directory (relative to the pipeline file).

@@ -22,7 +22,7 @@ public struct RunOptions: Sendable {
     public var blend: Blend?
     public var tta: TTAMode = .none
     public var confidence: ConfidenceFormat = .uint8
-    /// Overrides the pipeline's input bands (1-based).
+    /// Overrides the pipeline's input bands (1-based; as many as the model's input channels).
     public var bands: [Int]?
     /// Write `<stem>.preview.png`. Default true.
     public var preview = true
@@ -42,6 +42,7 @@ public struct RunOptions: Sendable {
     var resolvedStride: Int { stride ?? pipeline.tiling?.stride ?? resolvedCrop * 2 / 3 }
     var resolvedBlend: Blend { blend ?? pipeline.tiling?.blend.flatMap(Blend.init(rawValue:)) ?? .mean }
     var resolvedBands: [Int] { bands ?? pipeline.input?.bands ?? [1, 2, 3] }
+    var resolvedScale: InputScale { pipeline.input?.scale ?? .none }
 }
 
 /// Progress of one input, for the CLI's progress bar or log lines.
@@ -71,4 +72,6 @@ public struct RunResult: Sendable {
     /// "stitch" (blending windows in), "bands" (merging views, writing finished row bands),
     /// "assemble" (COGs, preview, vectors).
     public var phaseSeconds: [(name: String, seconds: Double)] = []
+    /// Notes about this input for the user (unscaled non-8-bit values, percentile bounds found).
+    public var notices: [String] = []
 }

@@ -6,7 +6,7 @@ extension Dataset {
     ///
     /// Windows may run past the raster edge: the outside part is filled with `fill` and marked
     /// invalid. `validity`, if given, is (window.height, window.width), 1 = valid pixel, 0 = nodata /
-    /// transparent / masked / outside / NaN. Validity follows the file's own mask: an alpha band or
+    /// transparent / masked / outside / NaN / ±Inf. Validity follows the file's own mask: an alpha band or
     /// per-dataset mask when present; else nodata, where a pixel is invalid only when *every* band
     /// read holds its nodata value (rasterio's `dataset_mask` rule, so a real black pixel in one
     /// channel is not lost); else all inside pixels are valid. Bands are 1-based.
@@ -49,40 +49,84 @@ extension Dataset {
         }
         CPLErrorReset()
         guard let validity else { return }
-        try computeValidity(window: window, inside: inside, bands: bands, buffer: buffer, validity: validity, fill: fill)
+        let target = BufferArea(offset: offset, width: inside.width, height: inside.height, rowStride: window.width,
+                                planeCount: planeCount)
+        try computeValidity(source: inside, target: target, bands: bands, buffer: buffer, validity: validity,
+                            fill: fill)
     }
 
+    /// Reads all of `bands` decimated to `outWidth` × `outHeight` pixels (nearest neighbour, from
+    /// overviews when the file has them), band-sequential Float32, with validity as `read` decides
+    /// it. A bounded-memory sample of a whole raster, e.g. for statistics.
+    /// The corresponding C function is `GDALDatasetRasterIOEx` with a smaller buffer than the source.
+    public func readDecimated(bands: [Int], width outWidth: Int, height outHeight: Int,
+                              into buffer: UnsafeMutableBufferPointer<Float>,
+                              validity: UnsafeMutableBufferPointer<UInt8>) throws {
+        let planeCount = outWidth * outHeight
+        guard outWidth > 0, outHeight > 0, outWidth <= width, outHeight <= height else {
+            throw GeoIOError(.invalidArgument, path: path, message: "decimated size \(outWidth)×\(outHeight)",
+                             hint: "must be positive and at most the raster's \(width)×\(height)")
+        }
+        guard !bands.isEmpty, bands.allSatisfy({ $0 >= 1 && $0 <= bandCount }) else {
+            throw GeoIOError(.invalidArgument, path: path, message: "bands \(bands) not in 1...\(bandCount)",
+                             hint: "the raster has \(bandCount) band(s)")
+        }
+        precondition(buffer.count >= planeCount * bands.count && validity.count >= planeCount, "buffers too small")
+        var bandMap = bands.map { Int32($0) }
+        let err = withQuietGDAL {
+            GDALDatasetRasterIOEx(handle, GF_Read, 0, 0, Int32(width), Int32(height), buffer.baseAddress!,
+                                  Int32(outWidth), Int32(outHeight), GDT_Float32, Int32(bands.count), &bandMap, 4,
+                                  Int64(outWidth * 4), Int64(planeCount * 4), nil)
+        }
+        guard err == CE_None else {
+            throw gdalError(.readFailed, path: path, fallback: "cannot read a decimated copy",
+                            hint: "the file may be truncated or corrupt; `gdalinfo -checksum` shows it")
+        }
+        CPLErrorReset()
+        let target = BufferArea(offset: 0, width: outWidth, height: outHeight, rowStride: outWidth,
+                                planeCount: planeCount)
+        try computeValidity(source: PixelWindow(x: 0, y: 0, width: width, height: height), target: target,
+                            bands: bands, buffer: buffer, validity: validity, fill: 0)
+    }
+
+    /// Where in a band-sequential buffer a raster area landed: `width` × `height` pixels from
+    /// `offset`, rows `rowStride` apart, bands `planeCount` apart.
+    private struct BufferArea {
+        let offset: Int, width: Int, height: Int, rowStride: Int, planeCount: Int
+    }
+
+    /// Validity of the pixels `source` was read into (`target`); non-finite values become `fill`.
     private func computeValidity(
-        window: PixelWindow, inside: PixelWindow, bands: [Int], buffer: UnsafeMutableBufferPointer<Float>,
+        source inside: PixelWindow, target: BufferArea, bands: [Int], buffer: UnsafeMutableBufferPointer<Float>,
         validity: UnsafeMutableBufferPointer<UInt8>, fill: Float
     ) throws {
-        let planeCount = window.width * window.height
+        let planeCount = target.planeCount
         for i in 0..<planeCount { validity[i] = 0 }
         let first = band(bands[0])
         let flags = first.maskFlags
-        let offset = (inside.y - window.y) * window.width + (inside.x - window.x)
+        let offset = target.offset
         if flags.contains(.perDataset) {
             // Alpha band or internal/external mask: GDAL's mask band, read as bytes, nonzero = valid.
             let mask = GDALGetMaskBand(first.handle)
             let err = withQuietGDAL {
                 GDALRasterIOEx(mask, GF_Read, Int32(inside.x), Int32(inside.y), Int32(inside.width), Int32(inside.height),
-                             validity.baseAddress! + offset, Int32(inside.width), Int32(inside.height), GDT_Byte,
-                             1, Int64(window.width), nil)
+                             validity.baseAddress! + offset, Int32(target.width), Int32(target.height), GDT_Byte,
+                             1, Int64(target.rowStride), nil)
             }
             guard err == CE_None else {
                 throw gdalError(.readFailed, path: path, fallback: "cannot read the mask of \(inside)",
                                 hint: "the file's mask or alpha band may be corrupt")
             }
-            for row in 0..<inside.height {
-                let start = offset + row * window.width
-                for i in start..<(start + inside.width) { validity[i] = validity[i] != 0 ? 1 : 0 }
+            for row in 0..<target.height {
+                let start = offset + row * target.rowStride
+                for i in start..<(start + target.width) { validity[i] = validity[i] != 0 ? 1 : 0 }
             }
         } else {
             let noData: [Float?] = bands.map { band($0).noDataValue.map { Float($0) } }
             let anyNoData = noData.contains { $0 != nil }
-            for row in 0..<inside.height {
-                let start = offset + row * window.width
-                for i in start..<(start + inside.width) {
+            for row in 0..<target.height {
+                let start = offset + row * target.rowStride
+                for i in start..<(start + target.width) {
                     var valid = !anyNoData
                     for (b, nd) in noData.enumerated() {
                         let v = buffer[b * planeCount + i]
@@ -96,9 +140,9 @@ extension Dataset {
                 }
             }
         }
-        // NaN never reaches a model: such pixels become `fill` and are invalid.
+        // NaN and ±Inf never reach a model: such pixels become `fill` and are invalid.
         for b in 0..<bands.count {
-            for i in 0..<planeCount where buffer[b * planeCount + i].isNaN {
+            for i in 0..<planeCount where !buffer[b * planeCount + i].isFinite {
                 buffer[b * planeCount + i] = fill
                 validity[i] = 0
             }

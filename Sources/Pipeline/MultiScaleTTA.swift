@@ -27,12 +27,15 @@ extension SegmentationJob {
                                 hint: "use --tta flip for other pixel types")
         }
         let start = ContinuousClock.now
-        var planes = [Float](repeating: 0, count: 3 * h * w)
+        let channels = bands.count
+        var planes = [Float](repeating: 0, count: channels * h * w)
         try planes.withUnsafeMutableBufferPointer {
             try ds.read(PixelWindow(x: 0, y: 0, width: w, height: h), bands: bands, into: $0)
         }
-        var interleaved = [UInt8](repeating: 0, count: 3 * h * w)
-        for i in 0..<(h * w) { for c in 0..<3 { interleaved[i * 3 + c] = UInt8(clamping: Int(planes[c * h * w + i])) } }
+        var interleaved = [UInt8](repeating: 0, count: channels * h * w)
+        for i in 0..<(h * w) {
+            for c in 0..<channels { interleaved[i * channels + c] = UInt8(clamping: Int(planes[c * h * w + i])) }
+        }
 
         let model = loaded.model
         let classes = model.numClasses
@@ -45,18 +48,19 @@ extension SegmentationJob {
         let total = grids.reduce(0) { $0 + 2 * $1.count }
         for grid in grids {
             let (sh, sw) = (grid.imageHeight, grid.imageWidth)
-            let scaled = ImageResize.cv2Linear(interleaved, height: h, width: w, channels: 3, toHeight: sh, toWidth: sw)
+            let scaled = ImageResize.cv2Linear(interleaved, height: h, width: w, channels: channels, toHeight: sh,
+                                               toWidth: sw)
             for flip in [false, true] {
                 let stitcher = StreamingStitcher(grid: grid, classes: classes, blend: options.resolvedBlend)
                 var logits = [Float](repeating: 0, count: classes * sh * sw)
                 for row in grid.rowOrigins.indices {
                     for tile in flip ? grid.mirroredTiles(inRow: row) : grid.tiles(inRow: row) {
-                        var crop = [Float](repeating: 0, count: 3 * tile.width * tile.height)
+                        var crop = [Float](repeating: 0, count: channels * tile.width * tile.height)
                         let n = tile.width * tile.height
                         for r in 0..<tile.height {
                             for x in 0..<tile.width {
-                                let s = ((tile.y + r) * sw + tile.x + x) * 3
-                                for c in 0..<3 { crop[c * n + r * tile.width + x] = Float(scaled[s + c]) }
+                                let s = ((tile.y + r) * sw + tile.x + x) * channels
+                                for c in 0..<channels { crop[c * n + r * tile.width + x] = Float(scaled[s + c]) }
                             }
                         }
                         let network = makeInput(crop, height: tile.height, width: tile.width)

@@ -17,7 +17,8 @@ public struct PipelineConfig: Codable, Sendable {
     public var classes: [String]?
     /// One `[r, g, b]` per class; the checkpoint's meta wins when it has one.
     public var palette: [[Int]]?
-    /// How raster bands become the network input. Default: bands 1,2,3 as RGB, mmseg ImageNet mean/std.
+    /// How raster bands become the network input. Default: bands 1,2,3 as RGB, values used as read,
+    /// the model's `data_preprocessor` mean/std.
     public var input: InputConfig?
     /// Sliding-window settings. Default: 512 crops, stride 341 (⅔ of the crop), mean blending.
     public var tiling: TilingConfig?
@@ -52,14 +53,38 @@ public struct PipelineConfig: Codable, Sendable {
         return folder.isEmpty ? checkpoint : (folder as NSString).appendingPathComponent(checkpoint)
     }
 
-    /// Raster bands → network input.
+    /// Raster bands → network input: bands are read, scaled (`scale`), invalid pixels filled
+    /// (`nodata_fill`), then normalised with `(x - mean) / std`.
     public struct InputConfig: Codable, Sendable {
-        /// 1-based raster bands read, in the order the model expects them. Default [1, 2, 3].
+        /// 1-based raster bands read, in the order the model expects them; as many as the model's input
+        /// channels (the backbone's `in_channels`). Three bands are taken as R, G, B (reversed for a
+        /// BGR-trained model); other counts go in as listed. Default [1, 2, 3].
         public var bands: [Int]?
-        /// Per-channel mean and std on 0...255 values (after band selection). Default: the model's
+        /// Per-channel mean and std on scaled values (after band selection). Default: the model's
         /// `data_preprocessor`, else mmseg's ImageNet values.
         public var mean: [Double]?
         public var std: [Double]?
+        /// How raster values map onto the model's range (`none`, `{from: .., to: ..}`,
+        /// `{percentile: .., to: ..}`). Default `none`: values used as read.
+        public var scale: InputScale?
+        /// The value invalid pixels (nodata, alpha, mask, NaN, ±Inf) get in the network input, after
+        /// scaling. Default: none set — nodata and masked pixels keep their stored values (scaled like
+        /// the others), non-finite ones are 0 before scaling. They are labelled 255 either way.
+        public var nodataFill: Double?
+
+        enum CodingKeys: String, CodingKey {
+            case bands, mean, std, scale
+            case nodataFill = "nodata_fill"
+        }
+
+        public init(bands: [Int]? = nil, mean: [Double]? = nil, std: [Double]? = nil, scale: InputScale? = nil,
+                    nodataFill: Double? = nil) {
+            self.bands = bands
+            self.mean = mean
+            self.std = std
+            self.scale = scale
+            self.nodataFill = nodataFill
+        }
     }
 
     /// Sliding windows.
@@ -142,6 +167,12 @@ public struct PipelineConfig: Codable, Sendable {
             }
         }
         if let std = input?.std, std.contains(where: { $0 <= 0 }) { throw fail("input std must be positive", "") }
+        if let problem = input?.scale?.problem {
+            throw fail(problem, "e.g. scale: {from: [0, 10000], to: [0, 255]} or {percentile: [2, 98], to: [0, 255]}")
+        }
+        if let fill = input?.nodataFill, !fill.isFinite {
+            throw fail("input nodata_fill \(fill) must be a finite number", "e.g. nodata_fill: 0")
+        }
         let crop = tiling?.crop ?? 512
         if crop < 32 { throw fail("crop \(crop) is smaller than 32 pixels", "use 512 or 896") }
         if let stride = tiling?.stride, stride <= 0 || stride > crop {

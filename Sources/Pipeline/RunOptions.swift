@@ -26,7 +26,7 @@ public struct RunOptions: Sendable {
     public var blend: Blend?
     public var tta: TTAMode = .none
     public var confidence: ConfidenceFormat = .uint8
-    /// Overrides the pipeline's input bands (1-based).
+    /// Overrides the pipeline's input bands (1-based; as many as the model's input channels).
     public var bands: [Int]?
     /// `<stem>.preview.png`: the orthophoto with class colours over it (default), class colours
     /// alone, or none.
@@ -63,6 +63,7 @@ public struct RunOptions: Sendable {
     public func resolvedWeights() throws -> WeightsSource {
         try WeightsSource.resolve(pipeline: pipeline, checkpoint: checkpoint, randomWeights: randomWeights)
     }
+    var resolvedScale: InputScale { pipeline.input?.scale ?? .none }
 }
 
 /// Progress of one input, for the CLI's progress bar or log lines.
@@ -92,4 +93,6 @@ public struct RunResult: Sendable {
     /// "stitch" (blending windows in), "bands" (merging views, writing finished row bands),
     /// "assemble" (COGs, preview, vectors).
     public var phaseSeconds: [(name: String, seconds: Double)] = []
+    /// Notes about this input for the user (unscaled non-8-bit values, percentile bounds found).
+    public var notices: [String] = []
 }

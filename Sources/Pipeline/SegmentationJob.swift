@@ -26,16 +26,23 @@ public final class SegmentationJob {
         self.options = options
         _ = try WindowGrid(imageWidth: 1, imageHeight: 1, crop: options.resolvedCrop, stride: options.resolvedStride)
         let bands = options.resolvedBands
-        guard bands.count == 3, bands.allSatisfy({ $0 >= 1 }) else {
-            throw PipelineError(path: "--bands", reason: "the model takes 3 input channels, got bands \(bands)",
-                                hint: "give three 1-based raster bands, e.g. --bands 1,2,3")
+        let source = options.bands != nil ? "--bands" : options.pipeline.name ?? "pipeline"
+        guard !bands.isEmpty, bands.allSatisfy({ $0 >= 1 }) else {
+            throw PipelineError(path: source, reason: "bands \(bands) must be 1-based band numbers",
+                                hint: "e.g. --bands 1,2,3")
         }
         GDAL.setBlockCacheSize(options.blockCacheBytes)
         loaded = try ModelLoading.load(options.pipeline, weights: try options.resolvedWeights(),
                                        backend: options.backend, threads: options.threads, preloaded: preloaded)
+        let channels = loaded.model.inputChannels
+        guard bands.count == channels else {
+            throw PipelineError(path: source, reason: "the model takes \(channels) input channels (backbone "
+                                + "in_channels) but \(bands.count) bands are read, \(bands)",
+                                hint: "list \(channels) bands in input.bands or --bands, or change in_channels")
+        }
         let pre = loaded.model.preprocessing
-        // Raster bands are read in the listed order (R, G, B); a BGR-trained network gets them reversed.
-        let reverse = pre.networkOrder == .bgr
+        // Raster bands are read in the listed order (three: R, G, B); a BGR-trained network gets three reversed.
+        let reverse = pre.reverses(.rgb)
         var mean = pre.mean, std = pre.std
         if let m = options.pipeline.input?.mean { mean = m.map(Float.init) }
         if let s = options.pipeline.input?.std { std = s.map(Float.init) }
@@ -57,8 +64,10 @@ public final class SegmentationJob {
         let ds = try Dataset(path: input)
         let bands = options.resolvedBands
         guard bands.allSatisfy({ $0 <= ds.bandCount }) else {
-            throw PipelineError(path: input, reason: "has \(ds.bandCount) band(s) but the pipeline reads bands \(bands)",
-                                hint: "choose three bands with --bands, e.g. --bands 1,1,1 for a single band")
+            let hint = bands.count == 3 ? "e.g. --bands 1,1,1 for a single band" : "choose bands in 1...\(ds.bandCount)"
+            throw PipelineError(path: input,
+                                reason: "has \(ds.bandCount) band(s) but the pipeline reads bands \(bands)",
+                                hint: "choose \(bands.count) bands with input.bands or --bands, \(hint)")
         }
         guard let transform = ds.geoTransform, let crs = ds.spatialReference else {
             throw PipelineError(path: input, reason: "has no georeferencing (geotransform and CRS)",
@@ -66,12 +75,22 @@ public final class SegmentationJob {
         }
         let grid = try WindowGrid(imageWidth: ds.width, imageHeight: ds.height, crop: options.resolvedCrop,
                                   stride: options.resolvedStride)
+        let (scaling, notices) = try InputScaling.resolve(options.resolvedScale,
+                                                          fill: options.pipeline.input?.nodataFill, dataset: ds,
+                                                          bands: bands)
         let names = outputNames(for: input)
         let output = try StagedOutput(directory: options.outputDirectory)
-        let work = try WorkFolder(directory: options.outputDirectory, key: resumeKey(input: input, dataset: ds))
+        let work = try WorkFolder(directory: options.outputDirectory,
+                                  key: resumeKey(input: input, dataset: ds, scaling: scaling))
         if options.tta == .msFlip {
-            return try runMultiScale(ds, input: input, bands: bands, transform: transform, crs: crs, names: names,
-                                     output: output, work: work, start: start, progress: progress)
+            guard scaling.isIdentity else {
+                throw PipelineError(path: input, reason: "--tta ms-flip resizes 8-bit images as mmseg does, unscaled",
+                                    hint: "use --tta flip with input.scale or input.nodata_fill")
+            }
+            var result = try runMultiScale(ds, input: input, bands: bands, transform: transform, crs: crs,
+                                           names: names, output: output, work: work, start: start, progress: progress)
+            result.notices = notices
+            return result
         }
         let classes = loaded.model.numClasses
         let views = options.tta == .flip ? 2 : 1
@@ -91,7 +110,7 @@ public final class SegmentationJob {
             view == 0 ? grid.tiles(inRow: row) : grid.mirroredTiles(inRow: row)
         }
         let order = (replayRow..<grid.rowOrigins.count).flatMap { row in (0..<views).flatMap { viewTiles(row, $0) } }
-        let reader = TileReader(path: input, bands: bands, tiles: order)
+        let reader = TileReader(path: input, bands: bands, scaling: scaling, tiles: order)
         defer { reader.cancel() }
 
         for row in replayRow..<grid.rowOrigins.count {
@@ -138,6 +157,7 @@ public final class SegmentationJob {
                                seconds: (ContinuousClock.now - start).seconds, modelSeconds: modelSeconds)
         result.phaseSeconds = [("read wait", phases.readWait), ("stitch", phases.stitch), ("bands", phases.bands),
                                ("assemble", (ContinuousClock.now - t3).seconds)]
+        result.notices = notices
         return result
     }
 
@@ -197,16 +217,18 @@ public final class SegmentationJob {
         return primaries.map(output.finalPath)
     }
 
-    /// (3, h, w) raster values → the network's normalised 1×3×h×w input.
+    /// (C, h, w) scaled raster values → the network's normalised 1×C×h×w input (C = the model's
+    /// input channels; three are reversed for a BGR-trained network).
     func makeInput(_ pixels: [Float], height: Int, width: Int) -> Tensor {
         let n = height * width
-        var data = [Float](repeating: 0, count: 3 * n)
         let (mean, std, scale, reverse) = preprocessing
-        for c in 0..<3 {
-            let source = reverse ? 2 - c : c
+        let channels = mean.count
+        var data = [Float](repeating: 0, count: channels * n)
+        for c in 0..<channels {
+            let source = reverse ? channels - 1 - c : c
             for i in 0..<n { data[c * n + i] = (pixels[source * n + i] * scale - mean[c]) / std[c] }
         }
-        return Tensor(shape: [1, 3, height, width], data: data)
+        return Tensor(shape: [1, channels, height, width], data: data)
     }
 
     /// Labels and confidence of finished rows → two small GeoTIFFs in the work folder.
@@ -252,7 +274,7 @@ public final class SegmentationJob {
     private func maskInvalid(_ band: StitchedBand, dataset: Dataset, bands: [Int], labels: inout [UInt8],
                              confidence: inout [Float]) throws {
         let chunk = 1024
-        var scratch = [Float](repeating: 0, count: 3 * chunk * band.rows.count)
+        var scratch = [Float](repeating: 0, count: bands.count * chunk * band.rows.count)
         var valid = [UInt8](repeating: 0, count: chunk * band.rows.count)
         for x0 in stride(from: 0, to: band.width, by: chunk) {
             let window = PixelWindow(x: x0, y: band.rows.lowerBound, width: min(chunk, band.width - x0),
@@ -272,8 +294,9 @@ public final class SegmentationJob {
     }
 
     /// A stable key for the work folder: the input (path, size, modification time) and every setting
-    /// that changes the result.
-    private func resumeKey(input: String, dataset: Dataset) -> String {
+    /// that changes the result (bands, their scaling with the image's percentile bounds, the fill; the
+    /// identity scaling adds nothing, so keys of 8-bit jobs are those of earlier versions).
+    private func resumeKey(input: String, dataset: Dataset, scaling: InputScaling) -> String {
         let attributes = try? FileManager.default.attributesOfItem(atPath: input)
         let size = (attributes?[.size] as? NSNumber)?.int64Value ?? -1
         let modified = (attributes?[.modificationDate] as? Date)?.timeIntervalSince1970 ?? 0
@@ -284,7 +307,7 @@ public final class SegmentationJob {
                      "\(dataset.width)x\(dataset.height)", model, loaded.checkpointSHA256 ?? "random",
                      "\(options.resolvedCrop)", "\(options.resolvedStride)", options.resolvedBlend.rawValue,
                      options.tta.rawValue, options.confidence.rawValue, "\(options.resolvedBands)", options.backend.rawValue,
-                     "\(preprocessing.mean)\(preprocessing.std)"]
+                     "\(preprocessing.mean)\(preprocessing.std)"] + (scaling.isIdentity ? [] : ["\(scaling)"])
         var hash: UInt64 = 0xcbf2_9ce4_8422_2325  // FNV-1a
         for byte in parts.joined(separator: "\u{1F}").utf8 {
             hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3

@@ -5,12 +5,12 @@ import Tiling
 /// Reads windows on its own thread, a few ahead of inference, so disk and decompression overlap
 /// with the model. GDAL handles must stay on one thread, so the reader opens its own `Dataset`.
 ///
-/// Windows come back in exactly the order of `tiles`; a read error is delivered in place of the
-/// window that failed.
+/// Windows come back in exactly the order of `tiles`, already mapped by the image's `InputScaling`
+/// (here, off the inference thread); a read error is delivered in place of the window that failed.
 final class TileReader: @unchecked Sendable {
     struct Item {
         let tile: Tile
-        /// (3, h, w) raster values and (h, w) validity, or the read error.
+        /// (bands, h, w) scaled raster values and (h, w) validity, or the read error.
         let result: Result<(pixels: [Float], valid: [UInt8]), any Error>
     }
 
@@ -20,15 +20,15 @@ final class TileReader: @unchecked Sendable {
     private let capacity: Int
 
     /// Starts reading `tiles` of `path` (bands 1-based) on a background thread, at most `ahead` windows ahead.
-    init(path: String, bands: [Int], tiles: [Tile], ahead: Int = 3) {
+    init(path: String, bands: [Int], scaling: InputScaling = .identity, tiles: [Tile], ahead: Int = 3) {
         capacity = max(ahead, 1)
         // The thread keeps the reader alive until it has read everything or is cancelled.
-        let worker = Thread { self.readAll(path: path, bands: bands, tiles: tiles) }
+        let worker = Thread { self.readAll(path: path, bands: bands, scaling: scaling, tiles: tiles) }
         worker.name = "aerialseg-reader"
         worker.start()
     }
 
-    private func readAll(path: String, bands: [Int], tiles: [Tile]) {
+    private func readAll(path: String, bands: [Int], scaling: InputScaling, tiles: [Tile]) {
         let dataset: Dataset
         do {
             dataset = try Dataset(path: path)
@@ -43,7 +43,13 @@ final class TileReader: @unchecked Sendable {
             let result: Result<(pixels: [Float], valid: [UInt8]), any Error>
             do {
                 try pixels.withUnsafeMutableBufferPointer { p in
-                    try valid.withUnsafeMutableBufferPointer { v in try dataset.read(window, bands: bands, into: p, validity: v) }
+                    try valid.withUnsafeMutableBufferPointer { v in
+                        try dataset.read(window, bands: bands, into: p, validity: v)
+                        if !scaling.isIdentity {
+                            scaling.apply(p, validity: UnsafeBufferPointer(v), channels: bands.count,
+                                          planeCount: window.pixelCount)
+                        }
+                    }
                 }
                 result = .success((pixels, valid))
             } catch {

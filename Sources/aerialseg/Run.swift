@@ -45,7 +45,7 @@ struct Run: AsyncParsableCommand {
     @Option(help: "Confidence raster: uint8, float32 or none.")
     var confidence = "uint8"
 
-    @Option(help: "Raster bands read as the model's R,G,B, e.g. 1,2,3.")
+    @Option(help: "Raster bands read as the model's input channels, e.g. 1,2,3 (as R,G,B) or 1,2,3,4.")
     var bands: String?
 
     @Option(help: "Preview PNG: overlay (the orthophoto with class colours and a legend), labels or none.")
@@ -112,6 +112,7 @@ struct Run: AsyncParsableCommand {
                 print(String(format: "%@: %d windows (%d skipped, no valid pixels) in %.1f s, model %.1f s%@%@",
                              path, result.windowsRun, result.windowsSkipped, result.seconds, result.modelSeconds, rest,
                              resumed))
+                if !quiet { result.notices.forEach { printError("aerialseg: note: \($0)") } }
                 result.outputs.forEach { print("  \($0)") }
             } catch {
                 reporter.finish()

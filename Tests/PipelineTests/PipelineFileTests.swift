@@ -32,6 +32,19 @@ import TestSupport
         ("model: {decode_head: {type: FCNHead}}\ntiling: {blend: median}\n", "unknown blend"),
         ("model: {decode_head: {type: FCNHead}}\nclasses: [a, b]\npalette: [[1, 2, 3]]\n", "2 classes but 1 palette"),
         ("model: {decode_head: {type: FCNHead}}\ninput: {bands: [0, 1, 2]}\n", "1-based"),
+        ("model: {decode_head: {type: FCNHead}}\ninput: {scale: {from: [500, 500], to: [0, 255]}}\n",
+         "input scale from [500, 500] needs min < max"),
+        ("model: {decode_head: {type: FCNHead}}\ninput: {scale: {from: [0, 1], to: [255, 0]}}\n",
+         "input scale to [255, 0] needs min < max"),
+        ("model: {decode_head: {type: FCNHead}}\ninput: {scale: {percentile: [2, 120]}}\n",
+         "percentile [2, 120] needs 0 ≤ low < high ≤ 100"),
+        ("model: {decode_head: {type: FCNHead}}\ninput: {scale: {percentile: [2, 98], from: [0, 1]}}\n",
+         "input.scale: give exactly one of from or percentile"),
+        ("model: {decode_head: {type: FCNHead}}\ninput: {scale: {form: [0, 1]}}\n", "unknown key(s) [\"form\"]"),
+        ("model: {decode_head: {type: FCNHead}}\ninput: {scale: minmax}\n", "unknown scale 'minmax'"),
+        ("model: {decode_head: {type: FCNHead}}\ninput: {scale: {from: [0, 1, 2]}}\n", "expected two numbers"),
+        ("model: {decode_head: {type: FCNHead}}\ninput: {nodata_fill: .nan}\n",
+         "nodata_fill nan must be a finite number"),
     ]
 
     @Test(arguments: badPipelines)

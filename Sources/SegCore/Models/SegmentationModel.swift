@@ -68,9 +68,9 @@ private struct BoundNetwork<N: SegmentationNetwork>: ModelRunner {
 /// A segmentation model ready to run: built from an mmseg-style description, with a checkpoint's
 /// weights (BatchNorm folded), on a backend.
 ///
-/// Inputs and outputs are NCHW `Tensor`s: the input is the normalised N×3×H×W image (see
-/// `preprocess`), logits are N×classes×H×W. The model is immutable and can be shared between
-/// threads if its backend's convolutions can.
+/// Inputs and outputs are NCHW `Tensor`s: the input is the normalised N×C×H×W image (C =
+/// `inputChannels`, see `preprocess`), logits are N×classes×H×W. The model is immutable and can be
+/// shared between threads if its backend's convolutions can.
 public final class SegmentationModel: Sendable {
     public let config: ModelConfig
     /// Number of output classes (channels of the logits).
@@ -125,7 +125,7 @@ public final class SegmentationModel: Sendable {
         if config.isRegSeg {
             let classes = try config.numClasses
                 ?? store.dim("decoder.classifier.weight", 0, default: nil, field: "num_classes")
-            let preprocessing = try config.dataPreprocessor.map(Preprocessing.init) ?? .imagenetUnit
+            let preprocessing = try config.dataPreprocessor.map { try Preprocessing($0) } ?? .imagenetUnit
             let network = try RegSeg(config, classes: classes, loader)
             return (BoundNetwork(network: network, backend: backend), classes, 3, preprocessing)
         }
@@ -135,13 +135,24 @@ public final class SegmentationModel: Sendable {
         }
         let classes = try headConfig.numClasses ?? config.numClasses
             ?? store.dim("decode_head.conv_seg.weight", 0, default: nil, field: "num_classes")
-        let preprocessing = try config.dataPreprocessor.map(Preprocessing.init) ?? .mmseg
         let backbone = try ResNet(backboneConfig, loader)
+        let preprocessing = try Self.preprocessing(config, channels: backbone.inChannels)
         let neck = try config.neck.map { try JPU($0, features: backbone.outChannels, loader) }
         let head = try makeDecodeHead(headConfig, features: neck?.outChannels ?? backbone.outChannels,
                                       classes: classes, loader)
         let network = EncoderDecoder(backbone: backbone, neck: neck, head: head)
         return (BoundNetwork(network: network, backend: backend), classes, backbone.inChannels, preprocessing)
+    }
+
+    /// The `data_preprocessor`'s normalisation, else mmseg's ImageNet values (3 channels only: other
+    /// channel counts need their own mean and std).
+    private static func preprocessing(_ config: ModelConfig, channels: Int) throws -> Preprocessing {
+        if let cfg = config.dataPreprocessor { return try Preprocessing(cfg, channels: channels) }
+        guard channels == 3 else {
+            throw ModelConfigError("backbone in_channels \(channels) needs data_preprocessor mean and std with "
+                                   + "\(channels) values", hint: "ImageNet's defaults are for 3 channels")
+        }
+        return .mmseg
     }
 
     /// Runs `body` on `input` once it is checked to be N×`inputChannels`×H×W with N, H, W ≥ 1;
@@ -158,7 +169,7 @@ public final class SegmentationModel: Sendable {
         }
     }
 
-    /// Backbone, neck and raw decode-head outputs for a normalised N×3×H×W input.
+    /// Backbone, neck and raw decode-head outputs for a normalised N×C×H×W input.
     /// Throws `SegmentationError` (`invalidInput`, or `inferenceFailed` when a layer cannot run).
     public func forward(_ input: Tensor) throws -> ForwardResult {
         try run(input) { try runner.forward(input) }
@@ -176,7 +187,7 @@ public final class SegmentationModel: Sendable {
         try run(input) { try runner.logits(input, flip: true, alignCorners: alignCorners) }
     }
 
-    /// The network input for an H×W×3 8-bit image in `order` (see `Preprocessing`).
+    /// The network input for an H×W×C 8-bit image in `order` (see `Preprocessing`).
     public func preprocess(_ pixels: [UInt8], height: Int, width: Int, order: ChannelOrder) throws -> Tensor {
         try preprocessing(pixels, height: height, width: width, order: order)
     }

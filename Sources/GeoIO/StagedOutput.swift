@@ -18,23 +18,7 @@ public final class StagedOutput {
     public init(directory: String) throws {
         self.directory = URL(fileURLWithPath: directory)
         let fm = FileManager.default
-        var isDir: ObjCBool = false
-        if fm.fileExists(atPath: directory, isDirectory: &isDir) {
-            guard isDir.boolValue else {
-                throw GeoIOError(.notWritable, path: directory, message: "not a folder", hint: "give an output folder")
-            }
-        } else {
-            do {
-                try fm.createDirectory(at: self.directory, withIntermediateDirectories: true)
-            } catch {
-                throw GeoIOError(.notWritable, path: directory, message: "cannot create the output folder",
-                                 hint: "check that its parent exists and is writable")
-            }
-        }
-        guard fm.isWritableFile(atPath: directory) else {
-            throw GeoIOError(.notWritable, path: directory, message: "the output folder is not writable",
-                             hint: "choose another folder or fix its permissions")
-        }
+        try Self.prepareDirectory(directory)
         Self.removeAbandonedStaging(in: self.directory)
         let pid = ProcessInfo.processInfo.processIdentifier
         staging = self.directory.appendingPathComponent(".aerialseg-staging-\(pid)-\(UUID().uuidString.prefix(8))")
@@ -43,6 +27,30 @@ public final class StagedOutput {
         } catch {
             throw GeoIOError(.notWritable, path: directory, message: "cannot create files in the output folder",
                              hint: "check free space and permissions")
+        }
+    }
+
+    /// Makes sure `directory` is a writable folder, creating it if needed; throws `.notWritable`
+    /// naming it otherwise. Commands call it before any work, so an unusable output folder is a
+    /// usage error found up front.
+    public static func prepareDirectory(_ directory: String) throws {
+        let fm = FileManager.default
+        var isDir: ObjCBool = false
+        if fm.fileExists(atPath: directory, isDirectory: &isDir) {
+            guard isDir.boolValue else {
+                throw GeoIOError(.notWritable, path: directory, message: "not a folder", hint: "give an output folder")
+            }
+        } else {
+            do {
+                try fm.createDirectory(atPath: directory, withIntermediateDirectories: true)
+            } catch {
+                throw GeoIOError(.notWritable, path: directory, message: "cannot create the output folder",
+                                 hint: "check that its parent exists and is writable")
+            }
+        }
+        guard fm.isWritableFile(atPath: directory) else {
+            throw GeoIOError(.notWritable, path: directory, message: "the output folder is not writable",
+                             hint: "choose another folder or fix its permissions")
         }
     }
 

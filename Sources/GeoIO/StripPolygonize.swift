@@ -275,8 +275,8 @@ final class StripState {
         }
         defer { GDALClose(raster) }
         var gt = [0, 1, 0, Double(top), 0, 1]
-        GDALSetGeoTransform(raster, &gt)
-        guard withQuietGDAL({ GDALAddBand(raster, GDT_Byte, nil) }) == CE_None,
+        guard withQuietGDAL({ GDALSetGeoTransform(raster, &gt) }) == CE_None,
+              withQuietGDAL({ GDALAddBand(raster, GDT_Byte, nil) }) == CE_None,
               let idBand = GDALGetRasterBand(raster, 1), let maskBand = GDALGetRasterBand(raster, 2) else {
             throw gdalError(.writeFailed, path: path, fallback: "cannot allocate a strip", hint: "out of memory?")
         }

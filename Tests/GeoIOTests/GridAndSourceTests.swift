@@ -50,3 +50,20 @@ import TestSupport
         try StagedOutput.prepareDirectory(dir.appendingPathComponent("new/out").path)
     }
 }
+
+/// GDAL setters' return codes are checked: a CRS GDAL refuses fails the write, naming the file,
+/// instead of leaving a crop without its CRS.
+@Suite struct SetterResultTests {
+    @Test func refusedCRSFailsTheWrite() throws {
+        let dir = Fixtures.temporaryDirectory("aerialseg-setter")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let path = dir.appendingPathComponent("crop.tif").path
+        #expect {
+            try writeSmallRaster(path: path, png: false, width: 4, height: 4, bands: 1, dataType: .byte,
+                                 planes: [Float](repeating: 1, count: 16),
+                                 geoTransform: GeoTransform([0, 1, 0, 4, 0, -1]), crsWKT: "not a CRS")
+        } throws: { error in
+            (error as? GeoIOError)?.path == path && "\(error)".contains("CRS") || "\(error)".contains("SRS")
+        }
+    }
+}

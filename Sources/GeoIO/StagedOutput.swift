@@ -30,6 +30,26 @@ public final class StagedOutput {
         }
     }
 
+    /// Throws `.notWritable` naming `directory` unless it is a writable folder or could be created
+    /// (its nearest existing ancestor is a writable folder); creates nothing, so a command can check
+    /// its output folder before any other check and still leave nothing behind when one fails.
+    public static func checkDirectory(_ directory: String) throws {
+        let fm = FileManager.default
+        var path = (directory as NSString).standardizingPath
+        if !path.hasPrefix("/") { path = (fm.currentDirectoryPath as NSString).appendingPathComponent(path) }
+        var isDir: ObjCBool = false
+        while !fm.fileExists(atPath: path, isDirectory: &isDir) { path = (path as NSString).deletingLastPathComponent }
+        guard isDir.boolValue else {
+            let message = path == (directory as NSString).standardizingPath || directory.hasSuffix(path)
+                ? "not a folder" : "cannot create the output folder: \(path) is a file"
+            throw GeoIOError(.notWritable, path: directory, message: message, hint: "give an output folder")
+        }
+        guard fm.isWritableFile(atPath: path) else {
+            throw GeoIOError(.notWritable, path: directory, message: "the output folder is not writable",
+                             hint: "choose another folder or fix its permissions")
+        }
+    }
+
     /// Makes sure `directory` is a writable folder, creating it if needed; throws `.notWritable`
     /// naming it otherwise. Commands call it before any work, so an unusable output folder is a
     /// usage error found up front.

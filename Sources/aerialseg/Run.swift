@@ -79,7 +79,7 @@ struct Run: AsyncParsableCommand {
         let job: SegmentationJob
         let inputs: [String]
         do {
-            try StagedOutput.prepareDirectory(output)  // an unusable output folder is a usage error (exit 2)
+            try StagedOutput.checkDirectory(output)  // an unusable output folder is a usage error (exit 2)
             var options = if let pipeline {
                 RunOptions(pipeline: try PipelineConfig.load(path: pipeline), outputDirectory: output)
             } else {

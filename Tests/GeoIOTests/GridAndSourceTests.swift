@@ -47,6 +47,9 @@ import TestSupport
         try "x".write(toFile: file, atomically: true, encoding: .utf8)
         #expect(throws: GeoIOError.self) { try StagedOutput.prepareDirectory(file) }
         #expect(throws: GeoIOError.self) { try StagedOutput.prepareDirectory(file + "/out") }
+        #expect(throws: GeoIOError.self) { try StagedOutput.checkDirectory(file + "/out") }
+        try StagedOutput.checkDirectory(dir.appendingPathComponent("new/out").path)
+        #expect(!FileManager.default.fileExists(atPath: dir.appendingPathComponent("new").path))
         try StagedOutput.prepareDirectory(dir.appendingPathComponent("new/out").path)
     }
 }

@@ -17,10 +17,12 @@ let package = Package(
         .systemLibrary(name: "CBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
         .systemLibrary(name: "CDNNL", providers: [.apt(["libdnnl-dev"])]),
 
+        // Memory budget and size limits, shared by every module that allocates by user input.
+        .target(name: "Limits"),
         .target(name: "GeoIO", dependencies: ["CGDAL"]),
-        .target(name: "SegCore", dependencies: ["CBLAS", "CDNNL"]),
+        .target(name: "SegCore", dependencies: ["CBLAS", "CDNNL", "Limits"]),
         .target(name: "Tiling"),
-        .target(name: "Pipeline", dependencies: ["GeoIO", "Tiling", "SegCore", "Yams"]),
+        .target(name: "Pipeline", dependencies: ["GeoIO", "Tiling", "SegCore", "Limits", "Yams"]),
         .executableTarget(
             name: "aerialseg",
             dependencies: [
@@ -31,9 +33,9 @@ let package = Package(
 
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "GeoIOTests", dependencies: ["GeoIO", "TestSupport"]),
-        .testTarget(name: "SegCoreTests", dependencies: ["SegCore", "TestSupport"]),
+        .testTarget(name: "SegCoreTests", dependencies: ["SegCore", "Limits", "TestSupport"]),
         .testTarget(name: "TilingTests", dependencies: ["Tiling"]),
-        .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "GeoIO", "SegCore", "Tiling", "TestSupport"]),
+        .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "GeoIO", "SegCore", "Tiling", "Limits", "TestSupport"]),
         .testTarget(name: "CLITests", dependencies: ["aerialseg", "GeoIO", "TestSupport"]),
     ],
     swiftLanguageModes: [.v6]

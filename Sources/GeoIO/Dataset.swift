@@ -42,7 +42,7 @@ public final class Dataset {
         }
     }
 
-    deinit { GDALClose(handle) }
+    deinit { withQuietGDAL { GDALClose(handle) } }  // a VRT may report on its sources while closing
 
     /// Raster width in pixels.
     public var width: Int { Int(GDALGetRasterXSize(handle)) }

@@ -20,6 +20,7 @@ public struct GeoIOError: Error, CustomStringConvertible, Sendable, Equatable {
         public static let invalidArgument = Code("invalidArgument")
         public static let noGeoreferencing = Code("noGeoreferencing")
         public static let notWritable = Code("notWritable")
+        public static let unsupportedGrid = Code("unsupportedGrid")
     }
 
     public let code: Code
@@ -50,7 +51,9 @@ func takeLastGDALError() -> String? {
     defer { CPLErrorReset() }
     guard type == CE_Failure || type == CE_Fatal else { return nil }
     guard let cMessage = CPLGetLastErrorMsg() else { return "unknown GDAL error" }
-    let message = String(cString: cMessage).trimmingCharacters(in: .whitespacesAndNewlines)
+    // GDAL's messages may span lines ("Too many threads ... \nTry increasing ..."): one line here.
+    let message = String(cString: cMessage).split(whereSeparator: \.isNewline)
+        .map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }.joined(separator: " ")
     return message.isEmpty ? "unknown GDAL error" : message
 }
 

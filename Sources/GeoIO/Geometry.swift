@@ -45,6 +45,19 @@ public struct GeoTransform: Hashable, Sendable, CustomStringConvertible {
     public var pixelHeight: Double { coefficients[5] }
     public var isNorthUp: Bool { coefficients[2] == 0 && coefficients[4] == 0 }
 
+    /// Why pixels on this grid cannot be mosaicked into north-up outputs, or nil when they can:
+    /// non-finite terms, a zero pixel size, rotation or shear, rows running south to north, or
+    /// columns running east to west. (rasterio refuses rotated transforms for windows too.)
+    public var unsupportedReason: String? {
+        let c = coefficients
+        if !c.allSatisfy(\.isFinite) { return "its geotransform \(self) has non-finite terms" }
+        if c[1] == 0 || c[5] == 0 { return "its geotransform \(self) has a zero pixel size" }
+        if !isNorthUp { return "its geotransform \(self) is rotated or sheared (terms 2 and 4 are not 0)" }
+        if c[5] > 0 { return "its geotransform \(self) is south-up (pixel height \(c[5]) > 0)" }
+        if c[1] < 0 { return "its geotransform \(self) runs east to west (pixel width \(c[1]) < 0)" }
+        return nil
+    }
+
     /// Map coordinates of a pixel-space point (column, row).
     public func apply(column: Double, row: Double) -> (x: Double, y: Double) {
         (coefficients[0] + column * coefficients[1] + row * coefficients[2],

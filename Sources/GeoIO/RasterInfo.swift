@@ -35,8 +35,11 @@ public struct RasterInfo: Codable, Sendable, Equatable {
 }
 
 extension Dataset {
-    /// Everything `aerialseg info` reports.
-    public var info: RasterInfo {
+    /// Everything `aerialseg info` reports (GDAL's own messages are silenced; errors come as
+    /// `GeoIOError`s from `Dataset.init` and `checkReadable`).
+    public var info: RasterInfo { withQuietGDAL { quietInfo } }
+
+    private var quietInfo: RasterInfo {
         let bandInfos = bands.map { b -> RasterInfo.Band in
             let flags = b.maskFlags
             var mask: [String] = []

@@ -102,7 +102,7 @@ public final class RasterWriter {
                                   categoryNames: spec.categoryNames, description: nil)
             if let problem = applyBandStyle(ds, style) { throw failure(problem) }
             for (b, d) in spec.bandDescriptions.prefix(spec.bandCount).enumerated() {
-                GDALSetDescription(GDALGetRasterBand(ds, Int32(b + 1)), d)
+                GDALSetDescription(GDALGetRasterBand(ds, Int32(b + 1)), d)  // returns void: cannot fail
             }
         }
     }
@@ -259,7 +259,9 @@ func applyBandStyle(_ ds: GDALDatasetH, _ style: BandStyle) -> String? {
             GDALSetColorEntry(table, Int32(i), &entry)
         }
         guard GDALSetRasterColorTable(band1, table) == CE_None else { return "cannot set the colour table" }
-        GDALSetRasterColorInterpretation(band1, GCI_PaletteIndex)
+        guard GDALSetRasterColorInterpretation(band1, GCI_PaletteIndex) == CE_None else {
+            return "cannot mark band 1 as palette indices"
+        }
     }
     if let names = style.categoryNames, !names.isEmpty {
         guard withCStringArray(names, { GDALSetRasterCategoryNames(band1, $0) }) == CE_None else {

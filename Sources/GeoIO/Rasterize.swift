@@ -109,9 +109,11 @@ public final class VectorLabels {
         defer { GDALClose(ds) }
         // Pixel space shifted to the window: x' = x - window.x exactly (see the type's comment).
         var gt = [wx0, 1, 0, wy0, 0, 1]
-        GDALSetGeoTransform(ds, &gt)
         let band = GDALGetRasterBand(ds, 1)
-        GDALFillRaster(band, Double(background), 0)
+        guard withQuietGDAL({ GDALSetGeoTransform(ds, &gt) }) == CE_None,
+              withQuietGDAL({ GDALFillRaster(band, Double(background), 0) }) == CE_None else {
+            throw gdalError(.writeFailed, path: path, fallback: "cannot set up the raster in memory", hint: "")
+        }
         var bandList: [Int32] = [1]
         let err = withQuietGDAL {
             GDALRasterizeGeometries(ds, 1, &bandList, Int32(picked.count), &picked, nil, nil, &values, nil, nil, nil)
@@ -168,8 +170,12 @@ public func writeSmallRaster(
         }
         guard err == CE_None else { return takeLastGDALError() ?? "cannot fill the image" }
         if !png {
-            if var gt = geoTransform?.coefficients { GDALSetGeoTransform(ds, &gt) }
-            if let crsWKT { GDALSetProjection(ds, crsWKT) }
+            if var gt = geoTransform?.coefficients, GDALSetGeoTransform(ds, &gt) != CE_None {
+                return takeLastGDALError() ?? "cannot set the geotransform"
+            }
+            if let crsWKT, GDALSetProjection(ds, crsWKT) != CE_None {
+                return takeLastGDALError() ?? "cannot set the CRS"
+            }
         }
         if let colorTable, let problem = applyBandStyle(ds, BandStyle(colorTable: colorTable)) { return problem }
         let integer = dataType != .float32 && dataType != .float64

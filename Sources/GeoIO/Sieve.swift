@@ -31,13 +31,20 @@ extension RasterBand {
         var closed = false
         defer { if !closed { withQuietGDAL { GDALClose(created) } } }
         var gt = [Double](repeating: 0, count: 6)
-        if withQuietGDAL({ GDALGetGeoTransform(dataset.handle, &gt) }) == CE_None {
-            GDALSetGeoTransform(created, &gt)
-        }
-        if let srs = GDALGetSpatialRef(dataset.handle) { GDALSetSpatialRef(created, srs) }
-        CPLErrorReset()
         let out = GDALGetRasterBand(created, 1)
-        if let nd = noDataValue { GDALSetRasterNoDataValue(out, nd) }
+        let georeferenced = withQuietGDAL { () -> Bool in
+            if GDALGetGeoTransform(dataset.handle, &gt) == CE_None, GDALSetGeoTransform(created, &gt) != CE_None {
+                return false
+            }
+            CPLErrorReset()  // a source without a geotransform is not an error
+            if let srs = GDALGetSpatialRef(dataset.handle), GDALSetSpatialRef(created, srs) != CE_None { return false }
+            if let nd = noDataValue, GDALSetRasterNoDataValue(out, nd) != CE_None { return false }
+            return true
+        }
+        guard georeferenced else {
+            throw gdalError(.writeFailed, path: path, fallback: "cannot copy the georeferencing and nodata",
+                            hint: "check free space in the output folder")
+        }
         let mask: GDALRasterBandH? = maskFlags.contains(.allValid) ? nil : GDALGetMaskBand(handle)
         let err = withQuietGDAL {
             GDALSieveFilter(handle, mask, out, Int32(minimumPixels), Int32(connectivity.rawValue), nil, nil, nil)

@@ -18,23 +18,7 @@ public final class StagedOutput {
     public init(directory: String) throws {
         self.directory = URL(fileURLWithPath: directory)
         let fm = FileManager.default
-        var isDir: ObjCBool = false
-        if fm.fileExists(atPath: directory, isDirectory: &isDir) {
-            guard isDir.boolValue else {
-                throw GeoIOError(.notWritable, path: directory, message: "not a folder", hint: "give an output folder")
-            }
-        } else {
-            do {
-                try fm.createDirectory(at: self.directory, withIntermediateDirectories: true)
-            } catch {
-                throw GeoIOError(.notWritable, path: directory, message: "cannot create the output folder",
-                                 hint: "check that its parent exists and is writable")
-            }
-        }
-        guard fm.isWritableFile(atPath: directory) else {
-            throw GeoIOError(.notWritable, path: directory, message: "the output folder is not writable",
-                             hint: "choose another folder or fix its permissions")
-        }
+        try Self.prepareDirectory(directory)
         Self.removeAbandonedStaging(in: self.directory)
         let pid = ProcessInfo.processInfo.processIdentifier
         staging = self.directory.appendingPathComponent(".aerialseg-staging-\(pid)-\(UUID().uuidString.prefix(8))")
@@ -43,6 +27,50 @@ public final class StagedOutput {
         } catch {
             throw GeoIOError(.notWritable, path: directory, message: "cannot create files in the output folder",
                              hint: "check free space and permissions")
+        }
+    }
+
+    /// Throws `.notWritable` naming `directory` unless it is a writable folder or could be created
+    /// (its nearest existing ancestor is a writable folder); creates nothing, so a command can check
+    /// its output folder before any other check and still leave nothing behind when one fails.
+    public static func checkDirectory(_ directory: String) throws {
+        let fm = FileManager.default
+        var path = (directory as NSString).standardizingPath
+        if !path.hasPrefix("/") { path = (fm.currentDirectoryPath as NSString).appendingPathComponent(path) }
+        var isDir: ObjCBool = false
+        while !fm.fileExists(atPath: path, isDirectory: &isDir) { path = (path as NSString).deletingLastPathComponent }
+        guard isDir.boolValue else {
+            let message = path == (directory as NSString).standardizingPath || directory.hasSuffix(path)
+                ? "not a folder" : "cannot create the output folder: \(path) is a file"
+            throw GeoIOError(.notWritable, path: directory, message: message, hint: "give an output folder")
+        }
+        guard fm.isWritableFile(atPath: path) else {
+            throw GeoIOError(.notWritable, path: directory, message: "the output folder is not writable",
+                             hint: "choose another folder or fix its permissions")
+        }
+    }
+
+    /// Makes sure `directory` is a writable folder, creating it if needed; throws `.notWritable`
+    /// naming it otherwise. Commands call it before any work, so an unusable output folder is a
+    /// usage error found up front.
+    public static func prepareDirectory(_ directory: String) throws {
+        let fm = FileManager.default
+        var isDir: ObjCBool = false
+        if fm.fileExists(atPath: directory, isDirectory: &isDir) {
+            guard isDir.boolValue else {
+                throw GeoIOError(.notWritable, path: directory, message: "not a folder", hint: "give an output folder")
+            }
+        } else {
+            do {
+                try fm.createDirectory(atPath: directory, withIntermediateDirectories: true)
+            } catch {
+                throw GeoIOError(.notWritable, path: directory, message: "cannot create the output folder",
+                                 hint: "check that its parent exists and is writable")
+            }
+        }
+        guard fm.isWritableFile(atPath: directory) else {
+            throw GeoIOError(.notWritable, path: directory, message: "the output folder is not writable",
+                             hint: "choose another folder or fix its permissions")
         }
     }
 

@@ -56,9 +56,13 @@ public enum Benchmark {
         _ backend: ConvCounter<B>, _ config: PipelineConfig, _ weights: WeightsSource, _ name: String,
         _ options: BenchmarkOptions
     ) throws -> [BenchmarkResult] {
-        let loaded = try ModelLoading.load(config, weights: weights, on: { backend })
+        let loaded = try config.namingModelErrors { try ModelLoading.load(config, weights: weights, on: { backend }) }
         let model = loaded.model
         let weightsLabel = loaded.weightsLabel == "random" ? "random (--checkpoint for real ones)" : loaded.weightsLabel
+        for size in options.sizes {  // all sizes up front: refuse before timing any
+            try SegmentationModel.checkInferenceMemory(height: size, width: size, classes: model.numClasses,
+                                                       path: "--size \(size)")
+        }
         var results: [BenchmarkResult] = []
         for size in options.sizes {
             var generator = SplitMix64(seed: UInt64(size))

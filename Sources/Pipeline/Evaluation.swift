@@ -1,5 +1,6 @@
 import Foundation
 import GeoIO
+import Limits
 
 /// Pixel counts of predicted against true classes, from which mmsegmentation's metrics follow.
 ///
@@ -195,7 +196,8 @@ public struct EvaluationOptions: Sendable {
     /// Pixels read per strip (full-width row strips), bounding memory to ~12 bytes × this. Default 2²¹.
     public var pixelsPerStrip = 1 << 21
 
-    /// The largest class count inferred from the values (a larger one needs `classCount`).
+    /// The largest class count, given or inferred from the values: a 1024² confusion matrix is 8 MiB,
+    /// printed as a 1024 × 1024 table; mmseg's largest datasets have a few hundred classes.
     public static let maximumInferredClasses = 1024
 
     public init(classCount: Int? = nil) { self.classCount = classCount }
@@ -244,13 +246,27 @@ public enum Evaluation {
         if let n = options.classCount, n < 1 {
             throw PipelineError(path: "--num-classes", reason: "\(n) classes", hint: "give at least 1")
         }
+        if let n = options.classCount {
+            let matrix = MemoryBudget.format(MemoryBudget.product(n, n, MemoryLayout<UInt64>.size))
+            try SizeLimitError.check(n, atMost: EvaluationOptions.maximumInferredClasses, what: "class count",
+                                     path: "--num-classes", reason: "a \(n) × \(n) confusion matrix takes \(matrix)",
+                                     hint: "evaluate label rasters with fewer classes")
+        }
         var total = ConfusionMatrix(classCount: options.classCount ?? 0)
         for pair in pairs { total = total + (try confusionMatrix(pair, options: options)) }
-        if options.classCount == nil, total.classCount == 0 {
-            throw PipelineError(path: pairs.first?.truth ?? "truth", reason: "no class value found to evaluate",
-                                hint: "every truth pixel is ignored or nodata; check --ignore and --truth-map")
-        }
+        guard total.evaluatedPixels > 0, total.classCount > 0 else { throw NoValidPixels(pairs: pairs) }
         return EvaluationReport(matrix: total, pairs: pairs, options: options)
+    }
+
+    /// No truth pixel was left to score (all ignored, nodata or masked): there is no metric, and
+    /// `aerialseg evaluate` says so and exits 1 rather than print NaN scores.
+    public struct NoValidPixels: Error, CustomStringConvertible, Sendable {
+        public let pairs: [EvaluationPair]
+        public var description: String {
+            let file = pairs.count == 1 ? pairs[0].truth : "\(pairs.count) truth rasters"
+            return "\(file): no valid truth pixels to evaluate (every pixel is the ignore index, nodata or masked; "
+                + "check --ignore and --truth-map)"
+        }
     }
 
     /// The confusion matrix of one prediction against its truth. Throws when either is not a
@@ -437,6 +453,23 @@ public struct EvaluationReport: Codable, Sendable {
         public var union: UInt64
         public var predictedPixels: UInt64
         public var truthPixels: UInt64
+
+        enum CodingKeys: String, CodingKey {
+            case index, name, iou, acc, intersection, union, predictedPixels, truthPixels
+        }
+
+        /// Writes absent scores as `null` (the synthesized encoder would leave the keys out).
+        public func encode(to encoder: any Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode(index, forKey: .index)
+            try c.encode(name, forKey: .name)
+            try c.encode(iou, forKey: .iou)
+            try c.encode(acc, forKey: .acc)
+            try c.encode(intersection, forKey: .intersection)
+            try c.encode(union, forKey: .union)
+            try c.encode(predictedPixels, forKey: .predictedPixels)
+            try c.encode(truthPixels, forKey: .truthPixels)
+        }
     }
 
     public struct Pair: Codable, Sendable {
@@ -467,6 +500,24 @@ public struct EvaluationReport: Codable, Sendable {
     /// (N, N): rows are true classes, columns predicted classes.
     public var confusionMatrix: [[UInt64]]
     public var pixels: PixelCounts
+
+    enum CodingKeys: String, CodingKey {
+        case pairs, numClasses, ignoreIndex, classes, aAcc, mIoU, mAcc, confusionMatrix, pixels
+    }
+
+    /// Writes absent scores as `null`, so every key is always there.
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(pairs, forKey: .pairs)
+        try c.encode(numClasses, forKey: .numClasses)
+        try c.encode(ignoreIndex, forKey: .ignoreIndex)
+        try c.encode(classes, forKey: .classes)
+        try c.encode(aAcc, forKey: .aAcc)
+        try c.encode(mIoU, forKey: .mIoU)
+        try c.encode(mAcc, forKey: .mAcc)
+        try c.encode(confusionMatrix, forKey: .confusionMatrix)
+        try c.encode(pixels, forKey: .pixels)
+    }
 
     public init(matrix: ConfusionMatrix, pairs: [EvaluationPair], options: EvaluationOptions) {
         let m = matrix.metrics

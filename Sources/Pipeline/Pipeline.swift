@@ -4,9 +4,12 @@ import Foundation
 /// Reads rasters and reports what GeoIO sees (`aerialseg info`).
 public enum RasterInspection {
 
-    /// Opens `path` and summarises it; throws `GeoIOError` with a clear message for bad input.
+    /// Opens `path` and summarises it; throws `GeoIOError` with a clear message for bad input,
+    /// including a raster whose pixels cannot be read (a VRT with a missing source).
     public static func info(path: String) throws -> RasterInfo {
-        try Dataset(path: path).info
+        let dataset = try Dataset(path: path)
+        try dataset.checkReadable()
+        return dataset.info
     }
 }
 

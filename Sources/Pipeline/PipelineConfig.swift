@@ -1,4 +1,5 @@
 import Foundation
+import Limits
 import SegCore
 import Yams
 
@@ -125,14 +126,25 @@ public struct PipelineConfig: Codable, Sendable {
         }
     }
 
+    /// Largest pipeline file read: 1 MiB (the seed pipelines are under 2 KiB; YAML takes ~20× its
+    /// size in memory while decoding, so a 50 MB file would take a GiB).
+    public static let maxFileBytes = 1 << 20
+
     /// Loads and validates a pipeline file.
     public static func load(path: String) throws -> PipelineConfig {
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw PipelineError(path: path, reason: "cannot read the pipeline file", hint: "check the path")
-        }
-        var config: PipelineConfig
+        let data = try readConfigFile(path, limit: maxFileBytes, kind: "pipeline file")
+        var config = try decode(data, path: path)
+        if config.name == nil { config.name = ((path as NSString).lastPathComponent as NSString).deletingPathExtension }
+        config.sourcePath = path
+        try config.validate(path: path)
+        return config
+    }
+
+    /// Decodes pipeline YAML (not yet validated); errors name `path`. The entry point for bytes that
+    /// come from elsewhere than a file (the fuzzer, a request).
+    public static func decode(_ data: Data, path: String) throws -> PipelineConfig {
         do {
-            config = try YAMLDecoder().decode(PipelineConfig.self, from: data)
+            return try YAMLDecoder().decode(PipelineConfig.self, from: data)
         } catch DecodingError.dataCorrupted(let context) where context.underlyingError != nil {
             throw PipelineError(path: path, reason: "malformed YAML: \(oneLine(context.underlyingError!))",
                                 hint: "check indentation and quoting")
@@ -142,10 +154,6 @@ public struct PipelineConfig: Codable, Sendable {
         } catch {
             throw PipelineError(path: path, reason: "malformed YAML: \(oneLine(error))", hint: "check indentation and quoting")
         }
-        if config.name == nil { config.name = ((path as NSString).lastPathComponent as NSString).deletingPathExtension }
-        config.sourcePath = path
-        try config.validate(path: path)
-        return config
     }
 
     /// Rejects inconsistent settings before any work starts.
@@ -173,6 +181,7 @@ public struct PipelineConfig: Codable, Sendable {
         if let fill = input?.nodataFill, !fill.isFinite {
             throw fail("input nodata_fill \(fill) must be a finite number", "e.g. nodata_fill: 0")
         }
+        try checkSizes(path: path)
         let crop = tiling?.crop ?? 512
         if crop < 32 { throw fail("crop \(crop) is smaller than 32 pixels", "use 512 or 896") }
         if let stride = tiling?.stride, stride <= 0 || stride > crop {
@@ -197,6 +206,29 @@ public struct PipelineConfig: Codable, Sendable {
     }
 }
 
+extension PipelineConfig {
+    /// Largest crop a pipeline or `--crop` may give: 8192² pixels through any seed model need tens of
+    /// GiB; the memory budget then decides for the model at hand (`SegmentationJob.checkMemory`).
+    public static let maxCrop = 8192
+
+    /// Class counts and the crop against their limits, before anything is sized by them.
+    func checkSizes(path: String) throws {
+        let limit = SegmentationModel.maxClasses
+        let why = "labels are 8-bit with 255 as nodata"
+        let counts = [("num_classes", model.numClasses), ("decode_head.num_classes", model.decodeHead?.numClasses),
+                      ("classes", classes?.count), ("palette", palette?.count)]
+        for case let (field, count?) in counts {
+            try SizeLimitError.check(count, atMost: limit, what: field, path: path, reason: why,
+                                     hint: "a model with more classes cannot be run")
+        }
+        if let crop = tiling?.crop {
+            try SizeLimitError.check(crop, atMost: Self.maxCrop, what: "tiling.crop", path: path,
+                                     reason: "a crop goes through the model whole",
+                                     hint: "mmseg models are trained on 512–1024 crops; use one of those")
+        }
+    }
+}
+
 extension PipelineConfig.VectorsConfig {
     func validate(_ fail: (String, String) -> PipelineError) throws {
         if let format, !["gpkg", "shp", "geojson"].contains(format.lowercased()) {
@@ -215,6 +247,36 @@ extension PipelineConfig.VectorsConfig {
         if let exclude, exclude.contains(where: { !(0...255).contains($0) }) {
             throw fail("vectors: exclude \(exclude) must list class ids 0...255", "e.g. exclude: [0]")
         }
+    }
+}
+
+extension PipelineConfig {
+    /// Runs `body` (building this pipeline's model) with SegCore's `ModelConfigError`, which knows no
+    /// file ("model config: ..."), turned into a `PipelineError` naming the pipeline file.
+    public func namingModelErrors<T>(_ body: () throws -> T) throws -> T {
+        do {
+            return try body()
+        } catch let error as ModelConfigError {
+            throw PipelineError(path: sourcePath ?? name ?? "pipeline", reason: "model: \(error.reason)",
+                                hint: error.hint)
+        }
+    }
+}
+
+/// The bytes of a small text file (a pipeline, a class list), refused before reading when larger
+/// than `limit` (the file's size is checked first, so a huge file is never loaded).
+func readConfigFile(_ path: String, limit: Int, kind: String) throws -> Data {
+    let attributes = try? FileManager.default.attributesOfItem(atPath: path)  // nil: reported just below
+    guard let size = attributes?[.size] as? Int, let handle = FileHandle(forReadingAtPath: path) else {
+        throw PipelineError(path: path, reason: "cannot read the \(kind)", hint: "check the path")
+    }
+    defer { try? handle.close() }  // read-only: closing cannot lose data
+    try SizeLimitError.check(size, atMost: limit, what: "size in bytes", path: path,
+                             reason: "a \(kind) is a few KiB", hint: "is it the right file?")
+    do {
+        return try handle.readToEnd() ?? Data()
+    } catch {
+        throw PipelineError(path: path, reason: "cannot read the \(kind): \(oneLine(error))", hint: "check the path")
     }
 }
 

@@ -1,5 +1,6 @@
 import Foundation
 import GeoIO
+import Limits
 import Tiling
 
 /// `aerialseg tile`: cuts a labelled orthophoto into image/label crop pairs for mmsegmentation.
@@ -77,6 +78,16 @@ public enum TrainingCrops {
         return grid.tiles.map { PixelWindow(x: x + $0.x, y: y + $0.y, width: $0.width, height: $0.height) }
     }
 
+    /// Refuses a crop size above `PipelineConfig.maxCrop` before anything is opened: one crop of
+    /// every band (as floats), its validity and labels are held in memory.
+    static func checkCropSize(_ options: TileOptions) throws {
+        let bytesPerPixel = 4 * (options.bands?.count ?? 3) + 8
+        let needed = MemoryBudget.format(MemoryBudget.product(options.size, options.size, bytesPerPixel))
+        try SizeLimitError.check(options.size, atMost: PipelineConfig.maxCrop, what: "crop size", path: "--size",
+                                 reason: "a \(options.size)² crop is held in memory whole: \(needed)",
+                                 hint: "mmseg trains on 512–1024 crops")
+    }
+
     public static func run(_ options: TileOptions, progress: (Int, Int) -> Void = { _, _ in }) throws -> TileResult {
         guard options.format == "png" || options.format == "tif" else {
             throw PipelineError(path: "--format", reason: "unknown crop format '\(options.format)'", hint: "use png or tif")
@@ -87,6 +98,7 @@ public enum TrainingCrops {
         if let f = options.minLabelledFraction, !(0...1).contains(f) {
             throw PipelineError(path: "--skip-empty", reason: "fraction \(f) is not in [0, 1]", hint: "e.g. --skip-empty 0.5")
         }
+        try checkCropSize(options)
         let image = try Dataset(path: options.image)
         let bands = options.bands ?? (image.bandCount >= 3 ? [1, 2, 3] : Array(1...image.bandCount))
         guard bands.allSatisfy({ (1...image.bandCount).contains($0) }) else {

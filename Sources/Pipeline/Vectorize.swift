@@ -78,9 +78,7 @@ public enum Vectorizer {
     /// Class names from a text file: one per line, line 1 = class 0. Blank lines keep their id
     /// (the class gets the default `class_<id>` name).
     public static func classNames(file: String) throws -> [String] {
-        guard let data = FileManager.default.contents(atPath: file) else {
-            throw PipelineError(path: file, reason: "cannot read the class names file", hint: "check the path")
-        }
+        let data = try readConfigFile(file, limit: PipelineConfig.maxFileBytes, kind: "class names file")
         guard let text = String(data: data, encoding: .utf8) else {
             throw PipelineError(path: file, reason: "the class names file is not UTF-8 text",
                                 hint: "one class name per line, line 1 = class 0")

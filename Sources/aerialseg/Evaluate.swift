@@ -62,6 +62,8 @@ struct Evaluate: AsyncParsableCommand {
                 options.classNames = config.classes
             }
             report = try Evaluation.evaluate(Evaluation.pairs(prediction: prediction, truth: truth), options: options)
+        } catch let error as Evaluation.NoValidPixels {
+            throw fail(error, code: 1)  // the inputs are usable, they just hold nothing to score
         } catch {
             throw fail(error)
         }

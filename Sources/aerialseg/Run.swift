@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import GeoIO
 import Pipeline
 import Tiling
 
@@ -78,6 +79,7 @@ struct Run: AsyncParsableCommand {
         let job: SegmentationJob
         let inputs: [String]
         do {
+            try StagedOutput.checkDirectory(output)  // an unusable output folder is a usage error (exit 2)
             var options = if let pipeline {
                 RunOptions(pipeline: try PipelineConfig.load(path: pipeline), outputDirectory: output)
             } else {
@@ -95,13 +97,25 @@ struct Run: AsyncParsableCommand {
             options.backend = backend
             options.threads = threads
             inputs = try InputExpansion.expand(input)
-            job = try SegmentationJob(options: options)
+            job = try options.pipeline.namingModelErrors { try SegmentationJob(options: options) }
+            try job.checkModelMemory()
         } catch {
             throw fail(error)
         }
         job.notices.forEach { printError("aerialseg: note: \($0)") }  // even with --quiet: they change the meaning
+        // Every input's up-front problems are reported before the first window runs.
         var failures = 0
-        for path in inputs {
+        let ready = inputs.filter { path in
+            do {
+                try job.preflight(input: path)
+                return true
+            } catch {
+                printErrorLine(error)
+                failures += 1
+                return false
+            }
+        }
+        for path in ready {
             let reporter = ProgressReporter(enabled: !quiet)
             do {
                 let result = try job.run(input: path) { reporter.update($0) }
@@ -116,7 +130,7 @@ struct Run: AsyncParsableCommand {
                 result.outputs.forEach { print("  \($0)") }
             } catch {
                 reporter.finish()
-                printError("aerialseg: error: \(error)")
+                printErrorLine(error)
                 failures += 1
             }
         }

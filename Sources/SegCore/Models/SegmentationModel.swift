@@ -123,8 +123,8 @@ public final class SegmentationModel: Sendable {
         -> (runner: any ModelRunner, classes: Int, inputChannels: Int, preprocessing: Preprocessing) {
         let loader = Loader(weights: store, backend: backend)
         if config.isRegSeg {
-            let classes = try config.numClasses
-                ?? store.dim("decoder.classifier.weight", 0, default: nil, field: "num_classes")
+            let classes = try checkedClasses(config.numClasses
+                ?? store.dim("decoder.classifier.weight", 0, default: nil, field: "num_classes"))
             let preprocessing = try config.dataPreprocessor.map { try Preprocessing($0) } ?? .imagenetUnit
             let network = try RegSeg(config, classes: classes, loader)
             return (BoundNetwork(network: network, backend: backend), classes, 3, preprocessing)
@@ -133,8 +133,8 @@ public final class SegmentationModel: Sendable {
             throw ModelConfigError("the description has no backbone or no decode_head",
                                    hint: "give mmseg's model dict, or type 'RegSeg'")
         }
-        let classes = try headConfig.numClasses ?? config.numClasses
-            ?? store.dim("decode_head.conv_seg.weight", 0, default: nil, field: "num_classes")
+        let classes = try checkedClasses(headConfig.numClasses ?? config.numClasses
+            ?? store.dim("decode_head.conv_seg.weight", 0, default: nil, field: "num_classes"))
         let backbone = try ResNet(backboneConfig, loader)
         let preprocessing = try Self.preprocessing(config, channels: backbone.inChannels)
         let neck = try config.neck.map { try JPU($0, features: backbone.outChannels, loader) }
@@ -153,6 +153,18 @@ public final class SegmentationModel: Sendable {
                                    + "\(channels) values", hint: "ImageNet's defaults are for 3 channels")
         }
         return .mmseg
+    }
+
+    /// Most classes a model may have: AerialSeg writes labels as 8-bit values with 255 as nodata.
+    public static let maxClasses = 255
+
+    /// `classes` (from the description or the checkpoint's head) when it is in `1...maxClasses`.
+    private static func checkedClasses(_ classes: Int) throws -> Int {
+        guard (1...maxClasses).contains(classes) else {
+            throw ModelConfigError("num_classes \(classes) is outside 1...\(maxClasses) (labels are 8-bit with 255 "
+                                   + "as nodata)", hint: "a model with more classes cannot be run")
+        }
+        return classes
     }
 
     /// Runs `body` on `input` once it is checked to be N×`inputChannels`×H×W with N, H, W ≥ 1;

@@ -19,20 +19,23 @@ public final class SegmentationJob {
 
     /// Loads the model and validates the settings before any input is touched (nothing is written
     /// when this throws).
-    public init(options: RunOptions) throws {
+    public convenience init(options: RunOptions) throws {
         var options = options
         let preloaded = options.preloadedCheckpoint
         options.preloadedCheckpoint = nil  // the model holds the weights now; don't keep the file's bytes
+        try Self.validate(options)
+        let loaded = try ModelLoading.load(options.pipeline, weights: try options.resolvedWeights(),
+                                           backend: options.backend, threads: options.threads, preloaded: preloaded)
+        try self.init(options: options, loaded: loaded)
+    }
+
+    /// A job on a model already loaded from `options.pipeline` (`aerialseg serve` loads each model
+    /// once and runs every request through a job of its own). Validates the settings like `init(options:)`.
+    public init(options: RunOptions, loaded: LoadedModel) throws {
+        try Self.validate(options)
         self.options = options
-        _ = try WindowGrid(imageWidth: 1, imageHeight: 1, crop: options.resolvedCrop, stride: options.resolvedStride)
-        let bands = options.resolvedBands
-        guard bands.count == 3, bands.allSatisfy({ $0 >= 1 }) else {
-            throw PipelineError(path: "--bands", reason: "the model takes 3 input channels, got bands \(bands)",
-                                hint: "give three 1-based raster bands, e.g. --bands 1,2,3")
-        }
+        self.loaded = loaded
         GDAL.setBlockCacheSize(options.blockCacheBytes)
-        loaded = try ModelLoading.load(options.pipeline, weights: try options.resolvedWeights(),
-                                       backend: options.backend, threads: options.threads, preloaded: preloaded)
         let pre = loaded.model.preprocessing
         // Raster bands are read in the listed order (R, G, B); a BGR-trained network gets them reversed.
         let reverse = pre.networkOrder == .bgr
@@ -40,6 +43,16 @@ public final class SegmentationJob {
         if let m = options.pipeline.input?.mean { mean = m.map(Float.init) }
         if let s = options.pipeline.input?.std { std = s.map(Float.init) }
         preprocessing = (mean, std, pre.divideBy255 ? 1 / 255 : 1, reverse)
+    }
+
+    /// Tiling and band settings, checked before a model is loaded.
+    private static func validate(_ options: RunOptions) throws {
+        _ = try WindowGrid(imageWidth: 1, imageHeight: 1, crop: options.resolvedCrop, stride: options.resolvedStride)
+        let bands = options.resolvedBands
+        guard bands.count == 3, bands.allSatisfy({ $0 >= 1 }) else {
+            throw PipelineError(path: "--bands", reason: "the model takes 3 input channels, got bands \(bands)",
+                                hint: "give three 1-based raster bands, e.g. --bands 1,2,3")
+        }
     }
 
     /// Notices for the user (random weights, widths from the checkpoint, ...).
@@ -51,9 +64,15 @@ public final class SegmentationJob {
         return ("\(stem).labels.tif", "\(stem).confidence.tif", "\(stem).preview.png")
     }
 
-    /// Segments one raster. Throws `GeoIOError` / `PipelineError` with a clear message for bad input.
-    public func run(input: String, progress: (RunProgress) -> Void = { _ in }) throws -> RunResult {
-        let start = ContinuousClock.now
+    /// Opens `input` and checks what `run` checks before any work (a raster GDAL reads, the bands the
+    /// pipeline reads, georeferencing); returns its size. Throws the error `run` would throw.
+    @discardableResult
+    public func check(input: String) throws -> (width: Int, height: Int) {
+        let ds = try open(input).dataset
+        return (ds.width, ds.height)
+    }
+
+    private func open(_ input: String) throws -> (dataset: Dataset, transform: GeoTransform, crs: SpatialReference) {
         let ds = try Dataset(path: input)
         let bands = options.resolvedBands
         guard bands.allSatisfy({ $0 <= ds.bandCount }) else {
@@ -64,6 +83,18 @@ public final class SegmentationJob {
             throw PipelineError(path: input, reason: "has no georeferencing (geotransform and CRS)",
                                 hint: "outputs would not be placed on Earth; add it with gdal_translate -a_srs -a_ullr")
         }
+        return (ds, transform, crs)
+    }
+
+    /// Segments one raster. Throws `GeoIOError` / `PipelineError` with a clear message for bad input.
+    ///
+    /// `isCancelled` is asked after each row band (once the band is on disk): when it answers true the
+    /// run throws `CancellationError`, leaving the work folder so that the same job run again resumes there.
+    public func run(input: String, progress: (RunProgress) -> Void = { _ in },
+                    isCancelled: () -> Bool = { false }) throws -> RunResult {
+        let start = ContinuousClock.now
+        let (ds, transform, crs) = try open(input)
+        let bands = options.resolvedBands
         let grid = try WindowGrid(imageWidth: ds.width, imageHeight: ds.height, crop: options.resolvedCrop,
                                   stride: options.resolvedStride)
         let names = outputNames(for: input)
@@ -129,6 +160,7 @@ public final class SegmentationJob {
                 try writeBand(finished, gridRow: row, transform: transform, crs: crs, work: work)
             }
             phases.bands += (ContinuousClock.now - t2).seconds
+            if isCancelled() { throw CancellationError() }
         }
 
         let t3 = ContinuousClock.now

@@ -35,8 +35,9 @@ final class LiveJob: Sendable {
 
 /// A test hook: with `AERIALSEG_TEST_PAUSE_AFTER_BANDS=N` in the server's environment, each job
 /// pauses after its N-th row band of a start — it creates `<data>/test-paused-<id>` and waits until
-/// `<data>/test-continue` exists or the job is asked to stop — so that tests can `kill -9` or
-/// SIGTERM a server mid-job deterministically. Not for production use.
+/// `<data>/test-continue` exists or the job is cancelled (a shutdown waits too, so tests see the
+/// draining server answer 503) — so that tests can `kill -9` or SIGTERM a server mid-job
+/// deterministically. Not for production use.
 struct PauseHook: Sendable {
     let afterBands: Int
     let dataDirectory: URL
@@ -54,7 +55,7 @@ struct PauseHook: Sendable {
         FileManager.default.createFile(atPath: paused.path, contents: Data())
         let go = dataDirectory.appendingPathComponent("test-continue").path
         let deadline = Date().addingTimeInterval(600)
-        while !FileManager.default.fileExists(atPath: go), live.stopReason == .none, Date() < deadline {
+        while !FileManager.default.fileExists(atPath: go), live.stopReason != .cancelled, Date() < deadline {
             usleep(10_000)
         }
     }

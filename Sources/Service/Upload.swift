@@ -48,15 +48,23 @@ struct UploadReceiver: Sendable {
         try checkLength(request)
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         let partial = folder.appendingPathComponent(".upload.part").path
-        let limited = LimitedBody(base: request.body, limit: limit, error: tooLarge)
+        // The file system wraps what the body throws; the request's own error (400, 413) is kept aside.
+        let failure = SharedBox<APIError?>(nil)
+        let limited = LimitedBody(base: request.body, limit: limit, error: tooLarge, failure: failure)
         var name = "upload.tif"
-        switch kind {
-        case .tiff:
-            try await fileIO.writeFile(contents: limited, path: partial, context: context)
-        case .multipart(let boundary):
-            let body = MultipartFileBody(base: limited, parser: MultipartFileParser(boundary: boundary))
-            try await fileIO.writeFile(contents: body, path: partial, context: context)
-            if let given = body.fileName.value { name = Self.safeName(given) }
+        do {
+            switch kind {
+            case .tiff:
+                try await fileIO.writeFile(contents: limited, path: partial, context: context)
+            case .multipart(let boundary):
+                let body = MultipartFileBody(base: limited, parser: MultipartFileParser(boundary: boundary),
+                                             failure: failure)
+                try await fileIO.writeFile(contents: body, path: partial, context: context)
+                if let given = body.fileName.value { name = Self.safeName(given) }
+            }
+        } catch {
+            if let requestError = failure.value { throw requestError }
+            throw error
         }
         let path = folder.appendingPathComponent(name).path
         guard rename(partial, path) == 0 else {
@@ -83,23 +91,29 @@ struct LimitedBody<Base: AsyncSequence & Sendable>: AsyncSequence, Sendable wher
     let base: Base
     let limit: Int64
     let error: APIError
+    /// Where the error is also left, for the receiver (file writers wrap what they catch).
+    let failure: SharedBox<APIError?>
 
     struct AsyncIterator: AsyncIteratorProtocol {
         var base: Base.AsyncIterator
         let limit: Int64
         let error: APIError
+        let failure: SharedBox<APIError?>
         var total: Int64 = 0
 
         mutating func next() async throws -> ByteBuffer? {
             guard let chunk = try await base.next() else { return nil }
             total += Int64(chunk.readableBytes)
-            if total > limit { throw error }
+            if total > limit {
+                failure.value = error
+                throw error
+            }
             return chunk
         }
     }
 
     func makeAsyncIterator() -> AsyncIterator {
-        AsyncIterator(base: base.makeAsyncIterator(), limit: limit, error: error)
+        AsyncIterator(base: base.makeAsyncIterator(), limit: limit, error: error, failure: failure)
     }
 }
 
@@ -108,6 +122,7 @@ struct MultipartFileBody<Base: AsyncSequence & Sendable>: AsyncSequence, Sendabl
     typealias Element = ByteBuffer
     let base: Base
     let parser: MultipartFileParser
+    let failure: SharedBox<APIError?>
     /// The part's `filename`, known once the body has been read.
     let fileName = SharedBox<String?>(nil)
 
@@ -115,10 +130,20 @@ struct MultipartFileBody<Base: AsyncSequence & Sendable>: AsyncSequence, Sendabl
         var base: Base.AsyncIterator
         var parser: MultipartFileParser
         let fileName: SharedBox<String?>
+        let failure: SharedBox<APIError?>
         var pending: [ByteBuffer] = []
         var ended = false
 
         mutating func next() async throws -> ByteBuffer? {
+            do {
+                return try await nextPart()
+            } catch let error as APIError {
+                if failure.value == nil { failure.value = error }
+                throw error
+            }
+        }
+
+        private mutating func nextPart() async throws -> ByteBuffer? {
             while pending.isEmpty {
                 if ended { return nil }
                 if let chunk = try await base.next() {
@@ -136,7 +161,7 @@ struct MultipartFileBody<Base: AsyncSequence & Sendable>: AsyncSequence, Sendabl
     }
 
     func makeAsyncIterator() -> AsyncIterator {
-        AsyncIterator(base: base.makeAsyncIterator(), parser: parser, fileName: fileName)
+        AsyncIterator(base: base.makeAsyncIterator(), parser: parser, fileName: fileName, failure: failure)
     }
 }
 

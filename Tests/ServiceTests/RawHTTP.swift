@@ -41,7 +41,10 @@ enum RawHTTP {
         defer { close(fd) }
         var tv = timeval(tv_sec: Int(timeout), tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
-        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+        // A server that answers before reading the body (401, 406, 415, ...) may stop reading: then
+        // sending stalls, and the answer is read instead.
+        var sendTimeout = timeval(tv_sec: 2, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &sendTimeout, socklen_t(MemoryLayout<timeval>.size))
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_port = in_port_t(UInt16(port).bigEndian)
@@ -55,7 +58,7 @@ enum RawHTTP {
             while sent < raw.count {
                 let n = Foundation.send(fd, raw.baseAddress! + sent, raw.count - sent, Int32(MSG_NOSIGNAL))
                 if n <= 0 {
-                    if errno == EPIPE || errno == ECONNRESET { return }  // the server answered early and closed
+                    if errno == EPIPE || errno == ECONNRESET || errno == EAGAIN { return }  // answered early
                     throw Failure(message: "send: errno \(errno)")
                 }
                 sent += n

@@ -1,7 +1,8 @@
-// swift-tools-version:6.0
+// swift-tools-version:6.1
 import PackageDescription
 
-// Dependencies point one way: aerialseg (CLI) → Pipeline → {GeoIO, Tiling, SegCore} → C targets.
+// Dependencies point one way: aerialseg (CLI) → Service (HTTP, `serve`) → Pipeline → {GeoIO, Tiling, SegCore} → C targets.
+// Hummingbird, NIO, metrics and auth are confined to Service.
 let package = Package(
     name: "AerialSeg",
     products: [
@@ -10,6 +11,12 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
+        // The server (Service). Hummingbird without its swift-configuration trait: one package less to build.
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.20.0", traits: ["FullFoundation"]),
+        .package(url: "https://github.com/hummingbird-project/hummingbird-auth", from: "2.0.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.0.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.6.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
     ],
     targets: [
         // C libraries, one system-library target each (module.modulemap + shim.h).
@@ -23,11 +30,24 @@ let package = Package(
         .target(name: "SegCore", dependencies: ["CBLAS", "CDNNL", "Limits"]),
         .target(name: "Tiling"),
         .target(name: "Pipeline", dependencies: ["GeoIO", "Tiling", "SegCore", "Limits", "Yams"]),
+        .target(
+            name: "Service",
+            dependencies: [
+                "Pipeline", "GeoIO", "Tiling",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdAuth", package: "hummingbird-auth"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            exclude: ["openapi.yaml"]
+        ),
         .executableTarget(
             name: "aerialseg",
             dependencies: [
-                "Pipeline",
+                "Pipeline", "Service",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
 
@@ -37,6 +57,7 @@ let package = Package(
         .testTarget(name: "TilingTests", dependencies: ["Tiling"]),
         .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "GeoIO", "SegCore", "Tiling", "Limits", "TestSupport"]),
         .testTarget(name: "CLITests", dependencies: ["aerialseg", "GeoIO", "TestSupport"]),
+        .testTarget(name: "ServiceTests", dependencies: ["aerialseg", "TestSupport", "Yams"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -55,10 +55,10 @@ public struct RunOptions: Sendable {
         preloadedCheckpoint = checkpoint
     }
 
-    var resolvedCrop: Int { crop ?? pipeline.tiling?.crop ?? 512 }
-    var resolvedStride: Int { stride ?? pipeline.tiling?.stride ?? resolvedCrop * 2 / 3 }
-    var resolvedBlend: Blend { blend ?? pipeline.tiling?.blend.flatMap(Blend.init(rawValue:)) ?? .mean }
-    var resolvedBands: [Int] { bands ?? pipeline.input?.bands ?? [1, 2, 3] }
+    public var resolvedCrop: Int { crop ?? pipeline.tiling?.crop ?? 512 }
+    public var resolvedStride: Int { stride ?? pipeline.tiling?.stride ?? resolvedCrop * 2 / 3 }
+    public var resolvedBlend: Blend { blend ?? pipeline.tiling?.blend.flatMap(Blend.init(rawValue:)) ?? .mean }
+    public var resolvedBands: [Int] { bands ?? pipeline.input?.bands ?? [1, 2, 3] }
     /// Which weights the job runs with; throws when none are named.
     public func resolvedWeights() throws -> WeightsSource {
         try WeightsSource.resolve(pipeline: pipeline, checkpoint: checkpoint, randomWeights: randomWeights)

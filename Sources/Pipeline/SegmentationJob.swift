@@ -19,25 +19,27 @@ public final class SegmentationJob {
 
     /// Loads the model and validates the settings before any input is touched (nothing is written
     /// when this throws).
-    public init(options: RunOptions) throws {
+    public convenience init(options: RunOptions) throws {
         var options = options
         let preloaded = options.preloadedCheckpoint
         options.preloadedCheckpoint = nil  // the model holds the weights now; don't keep the file's bytes
+        try Self.validate(options)
+        let loaded = try ModelLoading.load(options.pipeline, weights: try options.resolvedWeights(),
+                                           backend: options.backend, threads: options.threads, preloaded: preloaded)
+        try self.init(options: options, loaded: loaded)
+    }
+
+    /// A job on a model already loaded from `options.pipeline` (`aerialseg serve` loads each model
+    /// once and runs every request through a job of its own). Validates the settings like `init(options:)`.
+    public init(options: RunOptions, loaded: LoadedModel) throws {
+        try Self.validate(options)
         self.options = options
-        _ = try WindowGrid(imageWidth: 1, imageHeight: 1, crop: options.resolvedCrop, stride: options.resolvedStride)
-        let bands = options.resolvedBands
-        let source = options.bands != nil ? "--bands" : options.pipeline.name ?? "pipeline"
-        guard !bands.isEmpty, bands.allSatisfy({ $0 >= 1 }) else {
-            throw PipelineError(path: source, reason: "bands \(bands) must be 1-based band numbers",
-                                hint: "e.g. --bands 1,2,3")
-        }
+        self.loaded = loaded
         GDAL.setBlockCacheSize(options.blockCacheBytes)
-        loaded = try ModelLoading.load(options.pipeline, weights: try options.resolvedWeights(),
-                                       backend: options.backend, threads: options.threads, preloaded: preloaded)
-        let channels = loaded.model.inputChannels
+        let bands = options.resolvedBands, channels = loaded.model.inputChannels
         guard bands.count == channels else {
-            throw PipelineError(path: source, reason: "the model takes \(channels) input channels (backbone "
-                                + "in_channels) but \(bands.count) bands are read, \(bands)",
+            throw PipelineError(path: Self.bandsSource(options), reason: "the model takes \(channels) input channels "
+                                + "(backbone in_channels) but \(bands.count) bands are read, \(bands)",
                                 hint: "list \(channels) bands in input.bands or --bands, or change in_channels")
         }
         let pre = loaded.model.preprocessing
@@ -49,6 +51,21 @@ public final class SegmentationJob {
         preprocessing = (mean, std, pre.divideBy255 ? 1 / 255 : 1, reverse)
     }
 
+    /// Tiling and band settings, checked before a model is loaded.
+    private static func validate(_ options: RunOptions) throws {
+        _ = try WindowGrid(imageWidth: 1, imageHeight: 1, crop: options.resolvedCrop, stride: options.resolvedStride)
+        let bands = options.resolvedBands
+        guard !bands.isEmpty, bands.allSatisfy({ $0 >= 1 }) else {
+            throw PipelineError(path: bandsSource(options), reason: "bands \(bands) must be 1-based band numbers",
+                                hint: "e.g. --bands 1,2,3")
+        }
+    }
+
+    /// What the error lines about bands name: `--bands` when given there, else the pipeline.
+    private static func bandsSource(_ options: RunOptions) -> String {
+        options.bands != nil ? "--bands" : options.pipeline.name ?? "pipeline"
+    }
+
     /// Notices for the user (random weights, widths from the checkpoint, ...).
     public var notices: [String] { loaded.notices }
 
@@ -58,9 +75,15 @@ public final class SegmentationJob {
         return ("\(stem).labels.tif", "\(stem).confidence.tif", "\(stem).preview.png")
     }
 
-    /// Segments one raster. Throws `GeoIOError` / `PipelineError` with a clear message for bad input.
-    public func run(input: String, progress: (RunProgress) -> Void = { _ in }) throws -> RunResult {
-        let start = ContinuousClock.now
+    /// Opens `input` and checks what `run` checks before any work (a raster GDAL reads, the bands the
+    /// pipeline reads, georeferencing); returns its size. Throws the error `run` would throw.
+    @discardableResult
+    public func check(input: String) throws -> (width: Int, height: Int) {
+        let ds = try open(input).dataset
+        return (ds.width, ds.height)
+    }
+
+    private func open(_ input: String) throws -> (dataset: Dataset, transform: GeoTransform, crs: SpatialReference) {
         let ds = try Dataset(path: input)
         let bands = options.resolvedBands
         guard bands.allSatisfy({ $0 <= ds.bandCount }) else {
@@ -73,6 +96,18 @@ public final class SegmentationJob {
             throw PipelineError(path: input, reason: "has no georeferencing (geotransform and CRS)",
                                 hint: "outputs would not be placed on Earth; add it with gdal_translate -a_srs -a_ullr")
         }
+        return (ds, transform, crs)
+    }
+
+    /// Segments one raster. Throws `GeoIOError` / `PipelineError` with a clear message for bad input.
+    ///
+    /// `isCancelled` is asked after each row band (once the band is on disk): when it answers true the
+    /// run throws `CancellationError`, leaving the work folder so that the same job run again resumes there.
+    public func run(input: String, progress: (RunProgress) -> Void = { _ in },
+                    isCancelled: () -> Bool = { false }) throws -> RunResult {
+        let start = ContinuousClock.now
+        let (ds, transform, crs) = try open(input)
+        let bands = options.resolvedBands
         let grid = try WindowGrid(imageWidth: ds.width, imageHeight: ds.height, crop: options.resolvedCrop,
                                   stride: options.resolvedStride)
         let (scaling, notices) = try InputScaling.resolve(options.resolvedScale,
@@ -148,6 +183,7 @@ public final class SegmentationJob {
                 try writeBand(finished, gridRow: row, transform: transform, crs: crs, work: work)
             }
             phases.bands += (ContinuousClock.now - t2).seconds
+            if isCancelled() { throw CancellationError() }
         }
 
         let t3 = ContinuousClock.now

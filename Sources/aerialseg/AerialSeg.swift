@@ -7,8 +7,8 @@ struct AerialSeg: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "aerialseg",
         abstract: "Segment huge aerial orthophotos into georeferenced land-cover maps.",
-        subcommands: [Run.self, Info.self, Inspect.self, Bench.self, Tile.self, Evaluate.self, Vectorize.self,
-                      ImportConfig.self]
+        subcommands: [Run.self, Serve.self, Info.self, Inspect.self, Bench.self, Tile.self, Evaluate.self,
+                      Vectorize.self, ImportConfig.self]
     )
 
     /// argument-parser's entry point, with its usage errors in the README's form: one line

@@ -13,9 +13,9 @@ import TestSupport
     ]
     static let localRasters = ["canopy_mask.tif", "ortho_10cm.tif", "rgb1.tif", "test_tiled.tif"]
 
-    @Test(arguments: sharedRasters)
+    @Test(.enabled(if: Fixtures.hasShared("data"), "needs ../shared/data"), arguments: sharedRasters)
     func sharedRasterAgreesWithGdalinfo(_ name: String) throws {
-        guard let url = Fixtures.shared("data/" + name) else { return }
+        let url = try Fixtures.requireShared("data/" + name)
         try checkAgainstGdalinfo(url.path)
     }
 

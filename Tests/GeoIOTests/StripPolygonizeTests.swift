@@ -74,9 +74,9 @@ import TestSupport
         }
     }
 
-    @Test(arguments: [Connectivity.four, .eight])
+    @Test(.enabled(if: Fixtures.hasShared("data/oam-tcd/canopy_mask.tif"), "needs ../shared/data/oam-tcd/canopy_mask.tif"), arguments: [Connectivity.four, .eight])
     func canopyMaskInStripsMatchesGdalPolygonize(_ connectivity: Connectivity) throws {
-        guard let mask = Fixtures.shared("data/oam-tcd/canopy_mask.tif") else { return }
+        let mask = try Fixtures.requireShared("data/oam-tcd/canopy_mask.tif")
         try compare(mask.path, connectivity: connectivity, stripHeights: [64, 7, 4096], minimumPolygons: 40)
     }
 
@@ -87,9 +87,9 @@ import TestSupport
                     minimumPolygons: 40)
     }
 
-    @Test(arguments: [Connectivity.four, .eight])
+    @Test(.enabled(if: Fixtures.hasShared("data/spacenet-roads/road_mask.tif"), "needs ../shared/data/spacenet-roads/road_mask.tif"), arguments: [Connectivity.four, .eight])
     func roadMaskInStripsMatchesGdalPolygonize(_ connectivity: Connectivity) throws {
-        guard let mask = Fixtures.shared("data/spacenet-roads/road_mask.tif") else { return }
+        let mask = try Fixtures.requireShared("data/spacenet-roads/road_mask.tif")
         try compare(mask.path, connectivity: connectivity, stripHeights: [64, 5])
     }
 

@@ -58,9 +58,9 @@ import Tiling
         try slideParity(try OracleFixture(folder: Fixtures.local("mmseg/dlv3p_r18_d8_potsdam")), "64x64")
     }
 
-    @Test(arguments: sharedNames, ["64x64", "96x80"])
+    @Test(.enabled(if: Fixtures.hasShared("fixtures/mmseg"), "needs ../shared/fixtures/mmseg"), arguments: sharedNames, ["64x64", "96x80"])
     func sharedFixtureSlideParity(_ name: String, _ caseName: String) throws {
-        guard let folder = Fixtures.shared("fixtures/mmseg/\(name)") else { return }
+        let folder = try Fixtures.requireShared("fixtures/mmseg/\(name)")
         let fixture = try OracleFixture(folder: folder)
         guard FileManager.default.fileExists(atPath: folder.appendingPathComponent("\(caseName)/logits_slide.bin").path)
         else {
@@ -96,9 +96,9 @@ import Tiling
 
     /// 12-view multi-scale + flip TTA (whole-image windows, as the Potsdam config's test mode) vs
     /// mmseg's own `tta_mean_softmax` and `tta_pred`.
-    @Test(arguments: ["64x64", "96x80"])
+    @Test(.enabled(if: Fixtures.hasShared("fixtures/mmseg/dlv3p_r18_d8_potsdam"), "needs ../shared/fixtures/mmseg/dlv3p_r18_d8_potsdam"), arguments: ["64x64", "96x80"])
     func multiScaleFlipParity(_ caseName: String) throws {
-        guard let folder = Fixtures.shared("fixtures/mmseg/dlv3p_r18_d8_potsdam") else { return }
+        let folder = try Fixtures.requireShared("fixtures/mmseg/dlv3p_r18_d8_potsdam")
         let fixture = try OracleFixture(folder: folder)
         let classes = try #require(fixture.json["num_classes"] as? Int)
         let got = try run(fixture, case: caseName, crop: 512, stride: 341, tta: .msFlip)

@@ -76,8 +76,8 @@ import SegCore
         #expect(zip.tensors["decode_head.conv_seg.weight"]?.shape.first == classes.count)
     }
 
-    @Test func everySharedFixtureMatchesItsSafetensors() throws {
-        guard let root = Fixtures.shared("fixtures/mmseg") else { return }
+    @Test(.enabled(if: Fixtures.hasShared("fixtures/mmseg"), "needs ../shared/fixtures/mmseg")) func everySharedFixtureMatchesItsSafetensors() throws {
+        let root = try Fixtures.requireShared("fixtures/mmseg")
         let folders = try FileManager.default.contentsOfDirectory(atPath: root.path).sorted()
         var checked = 0
         for name in folders {
@@ -99,8 +99,8 @@ import SegCore
         #expect(checked >= folders.count)
     }
 
-    @Test func keyOrderFollowsTheReferenceKeyList() throws {
-        guard let list = Fixtures.shared("docs/mmseg-keys/dlv3p_r18_d8.txt") else { return }
+    @Test(.enabled(if: Fixtures.hasShared("docs/mmseg-keys/dlv3p_r18_d8.txt"), "needs ../shared/docs/mmseg-keys/dlv3p_r18_d8.txt")) func keyOrderFollowsTheReferenceKeyList() throws {
+        let list = try Fixtures.requireShared("docs/mmseg-keys/dlv3p_r18_d8.txt")
         let names = try String(contentsOf: list, encoding: .utf8).split(separator: "\n")
             .filter { !$0.hasPrefix("#") }.compactMap { $0.split(separator: "\t").first.map(String.init) }
         #expect(try Self.local("checkpoint.pth").keys == names)

@@ -227,8 +227,8 @@ import Testing
 @Suite struct FastBackendConcurrencyTests {
     /// Two threads running one model on one backend get the serial result (convolutions share
     /// primitives and buffers behind a lock; the other ops and the buffer pool run concurrently).
-    @Test func concurrentInferenceMatchesSerial() async throws {
-        guard let folder = Fixtures.shared("fixtures/mmseg/dlv3p_r18_d8_potsdam") else { return }
+    @Test(.enabled(if: Fixtures.hasShared("fixtures/mmseg/dlv3p_r18_d8_potsdam"), "needs ../shared/fixtures/mmseg/dlv3p_r18_d8_potsdam")) func concurrentInferenceMatchesSerial() async throws {
+        let folder = try Fixtures.requireShared("fixtures/mmseg/dlv3p_r18_d8_potsdam")
         let oracle = try Oracle(folder)
         let weights = try Checkpoint.load(path: folder.appendingPathComponent("weights.safetensors").path)
         let net = try TestBackend.onednn.model(oracle.config, weights.floatTensors())

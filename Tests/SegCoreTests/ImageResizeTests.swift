@@ -7,9 +7,9 @@ import TestSupport
 @Suite struct ImageResizeTests {
     static let ratios = [0.5, 0.75, 1.0, 1.25, 1.5, 1.75]
 
-    @Test(arguments: ["64x64", "96x80"])
+    @Test(.enabled(if: Fixtures.hasShared("fixtures/mmseg/dlv3p_r18_d8_potsdam"), "needs ../shared/fixtures/mmseg/dlv3p_r18_d8_potsdam"), arguments: ["64x64", "96x80"])
     func ttaViewImagesAreBitExact(_ caseName: String) throws {
-        guard let folder = Fixtures.shared("fixtures/mmseg/dlv3p_r18_d8_potsdam") else { return }
+        let folder = try Fixtures.requireShared("fixtures/mmseg/dlv3p_r18_d8_potsdam")
         let oracle = try JSONSerialization.jsonObject(with: Data(contentsOf: folder.appendingPathComponent("oracle.json")))
             as! [String: Any]
         let arrays = ((oracle["cases"] as! [String: Any])[caseName] as! [String: Any])["arrays"] as! [String: Any]

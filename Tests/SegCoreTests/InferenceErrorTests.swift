@@ -48,9 +48,9 @@ struct InferenceErrorTests {
 
     /// Every layer of the seed architectures pads enough that any H, W ≥ 1 yields a map ≥ 1×1, so
     /// odd and tiny tiles (a GeoTIFF's last column of tiles) run, with logits of the input's size.
-    @Test("every seed model runs on tiny and odd sizes", arguments: ModelParityTests.models, TestBackend.allCases)
+    @Test("every seed model runs on tiny and odd sizes", .enabled(if: Fixtures.hasShared("fixtures/mmseg"), "needs ../shared/fixtures/mmseg"), arguments: ModelParityTests.models, TestBackend.allCases)
     func tinyAndOddSizes(model: String, backend: TestBackend) throws {
-        guard let folder = Fixtures.shared("fixtures/mmseg/\(model)") else { return }
+        let folder = try Fixtures.requireShared("fixtures/mmseg/\(model)")
         let oracle = try Oracle(folder)
         let weights = try Checkpoint.load(path: folder.appendingPathComponent("weights.safetensors").path)
         let net = try backend.model(oracle.config, weights.floatTensors())

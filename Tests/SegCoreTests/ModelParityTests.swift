@@ -215,9 +215,9 @@ struct ModelParityTests {
         ["64x64", "96x80"].map { FixtureCase(model: model, caseName: $0) }
     }
 
-    @Test("every seed model matches mmseg's outputs", arguments: fixtureCases, TestBackend.allCases)
+    @Test("every seed model matches mmseg's outputs", .enabled(if: Fixtures.hasShared("fixtures/mmseg"), "needs ../shared/fixtures/mmseg"), arguments: fixtureCases, TestBackend.allCases)
     func sharedFixture(_ fixture: FixtureCase, backend: TestBackend) throws {
-        guard let folder = Fixtures.shared("fixtures/mmseg/\(fixture.model)") else { return }
+        let folder = try Fixtures.requireShared("fixtures/mmseg/\(fixture.model)")
         try checkParity(folder: folder, caseName: fixture.caseName, backend: backend, requireAll: true)
     }
 
@@ -232,9 +232,9 @@ struct ModelParityTests {
         try checkParity(folder: folder, caseName: "64x64", backend: backend, requireAll: false)
     }
 
-    @Test("a checkpoint that does not fit the description is rejected with the key and both shapes")
+    @Test("a checkpoint that does not fit the description is rejected with the key and both shapes", .enabled(if: Fixtures.hasShared("fixtures/mmseg/fcn_r18_d8"), "needs ../shared/fixtures/mmseg/fcn_r18_d8"))
     func strictLoading() throws {
-        guard let folder = Fixtures.shared("fixtures/mmseg/fcn_r18_d8") else { return }
+        let folder = try Fixtures.requireShared("fixtures/mmseg/fcn_r18_d8")
         let oracle = try Oracle(folder)
         let weights = try Checkpoint.load(path: folder.appendingPathComponent("weights.safetensors").path)
             .floatTensors()
@@ -266,9 +266,9 @@ struct ModelParityTests {
         #expect(shapeError?.expected == [4, 3, 3, 3] && shapeError?.actual == [2, 3, 3, 3])
     }
 
-    @Test("random weights have exactly the checkpoint's keys and shapes", arguments: models.dropLast())
+    @Test("random weights have exactly the checkpoint's keys and shapes", .enabled(if: Fixtures.hasShared("fixtures/mmseg"), "needs ../shared/fixtures/mmseg"), arguments: models.dropLast())
     func randomWeightsMatchCheckpoint(model: String) throws {
-        guard let folder = Fixtures.shared("fixtures/mmseg/\(model)") else { return }
+        let folder = try Fixtures.requireShared("fixtures/mmseg/\(model)")
         let oracle = try Oracle(folder)
         let real = try Checkpoint.load(path: folder.appendingPathComponent("weights.safetensors").path)
             .floatTensors()
@@ -282,9 +282,9 @@ struct ModelParityTests {
         #expect(finite)
     }
 
-    @Test("full-size RegSeg random weights match upstream's key list")
+    @Test("full-size RegSeg random weights match upstream's key list", .enabled(if: Fixtures.hasShared("docs/mmseg-keys/regseg_exp48_decoder26.txt"), "needs ../shared/docs/mmseg-keys/regseg_exp48_decoder26.txt"))
     func randomRegSegMatchesUpstreamKeys() throws {
-        guard let list = Fixtures.shared("docs/mmseg-keys/regseg_exp48_decoder26.txt") else { return }
+        let list = try Fixtures.requireShared("docs/mmseg-keys/regseg_exp48_decoder26.txt")
         var expected: [String: [Int]] = [:]
         for line in try String(contentsOf: list, encoding: .utf8).split(separator: "\n") where !line.hasPrefix("#") {
             let fields = line.split(separator: "\t")

@@ -4,7 +4,8 @@ import Foundation
 ///
 /// `Tests/Fixtures/` travels with the project; `../shared/` (rasters, mmseg oracle fixtures) is
 /// beside the clone for developers and CI but not for users who clone only the project. Tests
-/// over shared material call `Fixtures.shared(...)` and skip, saying so, when it returns nil.
+/// over shared material carry `.enabled(if: Fixtures.hasShared(...))`, so the runner reports them
+/// as skipped, and read it with `requireShared`; `shared(...)` is for optional extra inputs.
 public enum Fixtures {
     /// The package root (the folder holding Package.swift), found from this source file.
     public static let packageRoot: URL = {
@@ -44,6 +45,21 @@ public enum Fixtures {
             return nil
         }
         return url
+    }
+
+    /// Whether `../shared/<relative>` exists: the condition of a test's `.enabled(if:)` trait, so a
+    /// test over shared material is reported as skipped when it is absent (never a silent pass).
+    public static func hasShared(_ relative: String) -> Bool {
+        guard let root = sharedRoot else { return false }
+        return FileManager.default.fileExists(atPath: root.appendingPathComponent(relative).path)
+    }
+
+    /// `../shared/<relative>`, for tests gated by `.enabled(if: Fixtures.hasShared(...))`; throws if
+    /// it is missing after all (a test that runs must check something).
+    public static func requireShared(_ relative: String) throws -> URL {
+        guard let root = sharedRoot, FileManager.default.fileExists(atPath: root.appendingPathComponent(relative).path)
+        else { throw ToolError(message: "../shared/\(relative) is missing") }
+        return root.appendingPathComponent(relative)
     }
 
     /// A fresh temporary directory, removed by the caller (or left in /tmp).

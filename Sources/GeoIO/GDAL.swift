@@ -9,9 +9,15 @@ public enum GDAL {
     /// while reading many windows of one huge raster (blocks are evicted least-recently-used).
     public static let defaultBlockCacheBytes: Int64 = 256 << 20
 
+    /// The time GeoPackages record as their `last_change` (gpkg_contents): the Unix epoch, unless
+    /// `OGR_CURRENT_DATE` is set in the environment. GDAL stamps the current time otherwise, and no
+    /// two runs would write the same bytes; every AerialSeg output is reproducible byte for byte.
+    public static let fixedVectorDate = "1970-01-01T00:00:00.000Z"
+
     private static let registration: Void = {
         GDALAllRegister()
         GDALSetCacheMax64(defaultBlockCacheBytes)
+        if CPLGetConfigOption("OGR_CURRENT_DATE", nil) == nil { CPLSetConfigOption("OGR_CURRENT_DATE", fixedVectorDate) }
     }()
 
     /// Registers all drivers once (idempotent, thread-safe).

@@ -118,9 +118,14 @@ public enum CheckpointInspection {
         } else {
             row("class names", "none in the checkpoint (the pipeline's are used)")
         }
-        if let pipeline = r.pipeline, let yaml = try? YAMLEncoder().encode(pipeline) {
-            row("pipeline", "what 'aerialseg run --checkpoint \(r.path)' runs (from meta.cfg):")
-            lines += yaml.split(separator: "\n").map { "    " + $0 }
+        if let pipeline = r.pipeline {
+            do {
+                let yaml = try YAMLEncoder().encode(pipeline)
+                row("pipeline", "what 'aerialseg run --checkpoint \(r.path)' runs (from meta.cfg):")
+                lines += yaml.split(separator: "\n").map { "    " + $0 }
+            } catch {
+                row("pipeline", "cannot be shown as YAML: \(error)")
+            }
         } else if let problem = r.pipelineProblem {
             row("pipeline", "none from the checkpoint alone: \(problem)")
         }

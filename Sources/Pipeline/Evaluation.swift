@@ -362,7 +362,13 @@ public enum Evaluation {
     }
 
     static func rasters(in folder: String) throws -> [String] {
-        let entries = (try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []
+        let entries: [String]
+        do {
+            entries = try FileManager.default.contentsOfDirectory(atPath: folder)
+        } catch {
+            throw PipelineError(path: folder, reason: "cannot list the folder: \((error as NSError).localizedDescription)",
+                                hint: "check its permissions")
+        }
         let names = entries.filter {
             !$0.hasPrefix(".") && InputExpansion.rasterExtensions.contains(($0 as NSString).pathExtension.lowercased())
         }

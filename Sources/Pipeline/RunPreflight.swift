@@ -29,6 +29,7 @@ extension SegmentationJob {
         }
         try ds.requireNorthUpGrid()
         try ds.checkReadable()
+        try RunLock.check(directory: options.outputDirectory, input: input)
         // The stitcher holds full-width rows for (crop + stride) rows: classes' sums and a weight per
         // pixel and view (README "Memory does not grow with the image").
         let views = options.tta == .flip ? 2 : 1

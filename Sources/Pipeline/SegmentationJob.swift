@@ -70,10 +70,7 @@ public final class SegmentationJob {
     public var notices: [String] { loaded.notices }
 
     /// Output file names for an input.
-    public func outputNames(for input: String) -> (labels: String, confidence: String, preview: String) {
-        let stem = ((input as NSString).lastPathComponent as NSString).deletingPathExtension
-        return ("\(stem).labels.tif", "\(stem).confidence.tif", "\(stem).preview.png")
-    }
+    public func outputNames(for input: String) -> RunOutputNames { RunOutputNames(input: input) }
 
     /// Opens `input` and checks what `run` checks before any work (a raster GDAL reads, the bands the
     /// pipeline reads, georeferencing); returns its size. Throws the error `run` would throw.
@@ -110,13 +107,15 @@ public final class SegmentationJob {
         let bands = options.resolvedBands
         let grid = try WindowGrid(imageWidth: ds.width, imageHeight: ds.height, crop: options.resolvedCrop,
                                   stride: options.resolvedStride)
-        let (scaling, notices) = try InputScaling.resolve(options.resolvedScale,
+        var (scaling, notices) = try InputScaling.resolve(options.resolvedScale,
                                                           fill: options.pipeline.input?.nodataFill, dataset: ds,
                                                           bands: bands)
         let names = outputNames(for: input)
         let output = try StagedOutput(directory: options.outputDirectory)
+        let lock = try RunLock(directory: options.outputDirectory, input: input)
+        defer { lock.release() }
         let work = try WorkFolder(directory: options.outputDirectory,
-                                  key: resumeKey(input: input, dataset: ds, scaling: scaling))
+                                  key: try resumeKey(input: input, dataset: ds, scaling: scaling))
         if options.tta == .msFlip {
             guard scaling.isIdentity else {
                 throw PipelineError(path: input, reason: "--tta ms-flip resizes 8-bit images as mmseg does, unscaled",
@@ -124,7 +123,7 @@ public final class SegmentationJob {
             }
             var result = try runMultiScale(ds, input: input, bands: bands, transform: transform, crs: crs,
                                            names: names, output: output, work: work, start: start, progress: progress)
-            result.notices = notices
+            result.notices = notices + result.notices
             return result
         }
         let classes = loaded.model.numClasses
@@ -132,7 +131,8 @@ public final class SegmentationJob {
         let total = grid.count * views
 
         // Resume: grid rows whose bands are on disk are done; replay the rows that still feed open rows.
-        let resumeRow = work.completedGridRows(grid)
+        let (resumeRow, damage) = work.completedGridRows(grid)
+        if let damage { notices.append(damage) }
         let replayRow = grid.replayStart(forResumingAt: resumeRow)
         var stitchers = (0..<views).map {
             _ in StreamingStitcher(grid: grid, classes: classes, blend: options.resolvedBlend, startGridRow: replayRow)
@@ -199,28 +199,31 @@ public final class SegmentationJob {
 
     /// The 12-view TTA path: one band covering the whole image (not resumable mid-image).
     private func runMultiScale(_ ds: Dataset, input: String, bands: [Int], transform: GeoTransform,
-                               crs: SpatialReference, names: (labels: String, confidence: String, preview: String),
+                               crs: SpatialReference, names: RunOutputNames,
                                output: StagedOutput, work: WorkFolder, start: ContinuousClock.Instant,
                                progress: (RunProgress) -> Void) throws -> RunResult {
         let side = max(ds.width, ds.height, 32)
         let grid = try WindowGrid(imageWidth: ds.width, imageHeight: ds.height, crop: side, stride: side)
         var counts = (run: 0, skipped: 0, done: 0)
         var modelSeconds = 0.0
-        if work.completedGridRows(grid) == 0 {
+        let (completed, damage) = work.completedGridRows(grid)
+        if completed == 0 {
             let band = try multiScaleFlip(ds, input: input, bands: bands, progress: progress, counts: &counts,
                                           modelSeconds: &modelSeconds)
             try writeBand([band], gridRow: 0, transform: transform, crs: crs, work: work,
                           rereadValidity: (ds, bands))
         }
         let outputs = try finishOutputs(grid: grid, input: input, names: names, output: output, work: work)
-        return RunResult(input: input, outputs: outputs, windowsRun: counts.run, windowsSkipped: 0,
-                         resumedGridRows: counts.run == 0 ? 1 : 0, seconds: (ContinuousClock.now - start).seconds,
-                         modelSeconds: modelSeconds)
+        var result = RunResult(input: input, outputs: outputs, windowsRun: counts.run, windowsSkipped: 0,
+                               resumedGridRows: completed, seconds: (ContinuousClock.now - start).seconds,
+                               modelSeconds: modelSeconds)
+        result.notices = damage.map { [$0] } ?? []
+        return result
     }
 
     /// Mosaics the bands into COGs, then the preview, all staged; moves them into place; drops the work folder.
     private func finishOutputs(grid: WindowGrid, input: String,
-                               names: (labels: String, confidence: String, preview: String),
+                               names: RunOutputNames,
                                output: StagedOutput, work: WorkFolder) throws -> [String] {
         let pieces = work.bandFiles(grid)
         let provenance = ["AERIALSEG_WEIGHTS": loaded.weightsMetadata]
@@ -244,7 +247,7 @@ public final class SegmentationJob {
                               mode: options.preview, to: output.stagingPath(names.preview))
             primaries.append(names.preview)
         }
-        if let vectors = try writeRunVectors(labelsName: names.labels, output: output, pipeline: options.pipeline,
+        if let vectors = try writeRunVectors(names: names, output: output, pipeline: options.pipeline,
                                              classNames: loaded.classes) {
             primaries.append(vectors)
         }
@@ -287,7 +290,8 @@ public final class SegmentationJob {
         spec.crsWKT = crs.wkt
         spec.noDataValue = 255
         let whole = PixelWindow(x: 0, y: 0, width: band.width, height: band.rows.count)
-        try work.write(gridRow: gridRow, kind: "labels") { path in
+        var files = [WorkFolder.bandFile(gridRow, "labels")]
+        try work.write(files[0]) { path in
             let writer = try RasterWriter(path: path, spec: spec)
             try labels.withUnsafeBufferPointer { try writer.write(whole, bytes: $0) }
             try writer.close()
@@ -297,13 +301,14 @@ public final class SegmentationJob {
             confSpec.noDataValue = nil
             confSpec.dataType = options.confidence == .float32 ? .float32 : .byte
             let values = options.confidence == .float32 ? confidence : confidence.map { ($0 * 255).rounded() }
-            try work.write(gridRow: gridRow, kind: "confidence") { path in
+            files.append(WorkFolder.bandFile(gridRow, "confidence"))
+            try work.write(files[1]) { path in
                 let writer = try RasterWriter(path: path, spec: confSpec)
                 try values.withUnsafeBufferPointer { try writer.write(whole, values: $0) }
                 try writer.close()
             }
         }
-        try work.markDone(gridRow: gridRow)
+        try work.markDone(WorkFolder.band(gridRow), files: files)
     }
 
     /// Label 255 and confidence 0 where the input pixels of `band`'s rows are invalid, read from the raster.
@@ -329,27 +334,36 @@ public final class SegmentationJob {
         }
     }
 
-    /// A stable key for the work folder: the input (path, size, modification time) and every setting
-    /// that changes the result (bands, their scaling with the image's percentile bounds, the fill; the
-    /// identity scaling adds nothing, so keys of 8-bit jobs are those of earlier versions).
-    private func resumeKey(input: String, dataset: Dataset, scaling: InputScaling) -> String {
-        let attributes = try? FileManager.default.attributesOfItem(atPath: input)
-        let size = (attributes?[.size] as? NSNumber)?.int64Value ?? -1
-        let modified = (attributes?[.modificationDate] as? Date)?.timeIntervalSince1970 ?? 0
+    /// A stable key for the work folder: everything that can change the bytes of a row band, and
+    /// nothing else (preview, vectors, class names and palette are applied at assembly). The input's
+    /// pixels are known by its path and the stamps (size, modification time) of every file GDAL reads
+    /// for it, a VRT's sources included; the weights by the checkpoint's SHA-256, not its path; then
+    /// the model, its normalisation, tiling, blend, TTA, confidence type, bands, their scaling (the
+    /// identity adds nothing), the backend and the thread count (oneDNN's results differ in the last
+    /// bits between thread counts; README "How `run` works").
+    private func resumeKey(input: String, dataset: Dataset, scaling: InputScaling) throws -> String {
         let encoder = JSONEncoder()
         encoder.outputFormatting = .sortedKeys  // dictionary order is randomised per process
-        let model = (try? encoder.encode(options.pipeline.model)).map { String(decoding: $0, as: UTF8.self) } ?? ""
-        let parts = [URL(fileURLWithPath: input).standardizedFileURL.path, "\(size)", "\(modified)",
+        let model: String
+        do {
+            model = String(decoding: try encoder.encode(options.pipeline.model), as: UTF8.self)
+        } catch {
+            throw PipelineError(path: options.pipeline.sourcePath ?? "pipeline",
+                                reason: "the model cannot be keyed for resuming: \(error)", hint: "check the model's values")
+        }
+        let parts = [URL(fileURLWithPath: input).standardizedFileURL.path,
+                     dataset.fileStamps.map(\.description).joined(separator: ","),
                      "\(dataset.width)x\(dataset.height)", model, loaded.checkpointSHA256 ?? "random",
                      "\(options.resolvedCrop)", "\(options.resolvedStride)", options.resolvedBlend.rawValue,
                      options.tta.rawValue, options.confidence.rawValue, "\(options.resolvedBands)", options.backend.rawValue,
-                     "\(preprocessing.mean)\(preprocessing.std)"] + (scaling.isIdentity ? [] : ["\(scaling)"])
+                     "\(preprocessing.mean)\(preprocessing.std)\(preprocessing.scale)\(preprocessing.reverse)",
+                     "threads \(options.backend == .onednn ? options.threads : 0)"]
+            + (scaling.isIdentity ? [] : ["\(scaling)"])
         var hash: UInt64 = 0xcbf2_9ce4_8422_2325  // FNV-1a
         for byte in parts.joined(separator: "\u{1F}").utf8 {
             hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3
         }
-        let stem = ((input as NSString).lastPathComponent as NSString).deletingPathExtension
-        return "\(stem)-\(String(hash, radix: 16))"
+        return "\(RunOutputNames(input: input).stem)-\(String(hash, radix: 16))"
     }
 }
 

@@ -203,14 +203,12 @@ extension PipelineConfig.VectorsConfig {
 
 /// For `aerialseg run`: writes `<stem>.vectors.<ext>` from the staged labels COG into the same
 /// staging folder; returns its file name (the commit's primary), or nil without a `vectors:` block.
-func writeRunVectors(labelsName: String, output: StagedOutput, pipeline: PipelineConfig,
+func writeRunVectors(names: RunOutputNames, output: StagedOutput, pipeline: PipelineConfig,
                      classNames: [String]?) throws -> String? {
     guard let vectors = pipeline.vectors else { return nil }
-    let stem = labelsName.hasSuffix(".labels.tif") ? String(labelsName.dropLast(".labels.tif".count))
-        : (labelsName as NSString).deletingPathExtension
-    let name = "\(stem).vectors.\(vectors.fileExtension)"
+    let name = names.vectors(fileExtension: vectors.fileExtension)
     guard let format = VectorFormat(path: name) else { return nil }
-    let dataset = try Vectorizer.openLabels(output.stagingPath(labelsName))
+    let dataset = try Vectorizer.openLabels(output.stagingPath(names.labels))
     let options = vectors.options(classNames: classNames)
     _ = try Vectorizer.write(dataset, to: output.stagingPath(name), format: format,
                              scratch: output.stagingPath(".sieved.tif"), options: options)

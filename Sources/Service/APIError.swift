@@ -15,6 +15,9 @@ struct APIError: Error, HTTPResponseError, Sendable {
     /// Seconds a client should wait before trying again (429, 503).
     var retryAfter: Int?
 
+    /// A malformed multipart body: 400.
+    init(_ error: MultipartError) { self.init(.badRequest, error.what, hint: error.hint) }
+
     init(_ status: HTTPResponse.Status, _ what: String, hint: String, retryAfter: Int? = nil) {
         self.status = status
         line = "aerialseg: error: " + what + (hint.isEmpty ? "" : " (\(hint))")

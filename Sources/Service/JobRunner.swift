@@ -17,7 +17,9 @@ actor JobRunner: Service {
     let options: ServeOptions
     let metrics: ServiceMetrics
     let logger: Logger
-    private let pauseHook: PauseHook?
+    /// The test hook's folder (`AERIALSEG_TEST_PAUSE_AFTER_BANDS`): a paused job creates
+    /// `<data>/test-paused-<id>` and waits for `<data>/test-continue`.
+    private let dataDirectory: URL
 
     private var queue: [UUID] = []
     private var live: [UUID: LiveJob] = [:]
@@ -31,7 +33,7 @@ actor JobRunner: Service {
         self.options = options
         self.metrics = metrics
         self.logger = logger
-        pauseHook = PauseHook.fromEnvironment(dataDirectory: options.dataDirectory)
+        dataDirectory = URL(fileURLWithPath: options.dataDirectory)
         // Jobs a crash or a shutdown left behind: running ones first (they have bands on disk), then by age.
         let unfinished = await store.all().filter { !$0.status.isFinished }
             .sorted { ($0.status == .running ? 0 : 1, $0.createdAt) < ($1.status == .running ? 0 : 1, $1.createdAt) }
@@ -184,7 +186,9 @@ actor JobRunner: Service {
         let outputFolder = store.outputFolder(id).path
         let runOptions = model.runOptions(outputDirectory: outputFolder, settings: record.settings,
                                           threads: options.threads)
-        let hook = pauseHook
+        let hook = PauseHook.fromEnvironment(
+            pausedFile: dataDirectory.appendingPathComponent("test-paused-\(id.uuidString.lowercased())"),
+            continueFile: dataDirectory.appendingPathComponent("test-continue"))
         let clock = ContinuousClock.now
         let outcome: Result<RunResult, any Error> = await Result {
             try await BlockingThread.run("job-\(id)") {
@@ -192,7 +196,7 @@ actor JobRunner: Service {
                 var bands = 0
                 return try segmentation.run(input: record.input, progress: { job.update($0) }, isCancelled: {
                     bands += 1
-                    hook?.bandFinished(bands, job: id, live: job)
+                    hook?.bandFinished(bands) { job.stopReason == .cancelled }
                     return job.stopReason != .none
                 })
             }

@@ -32,31 +32,3 @@ final class LiveJob: Sendable {
         _ = stop.compareExchange(expected: StopReason.none.rawValue, desired: reason.rawValue, ordering: .relaxed)
     }
 }
-
-/// A test hook: with `AERIALSEG_TEST_PAUSE_AFTER_BANDS=N` in the server's environment, each job
-/// pauses after its N-th row band of a start — it creates `<data>/test-paused-<id>` and waits until
-/// `<data>/test-continue` exists or the job is cancelled (a shutdown waits too, so tests see the
-/// draining server answer 503) — so that tests can `kill -9` or SIGTERM a server mid-job
-/// deterministically. Not for production use.
-struct PauseHook: Sendable {
-    let afterBands: Int
-    let dataDirectory: URL
-
-    static func fromEnvironment(dataDirectory: String) -> PauseHook? {
-        guard let text = ProcessInfo.processInfo.environment["AERIALSEG_TEST_PAUSE_AFTER_BANDS"],
-              let bands = Int(text), bands > 0 else { return nil }
-        return PauseHook(afterBands: bands, dataDirectory: URL(fileURLWithPath: dataDirectory))
-    }
-
-    /// Called on the job's thread after band `band` (1-based) of this start.
-    func bandFinished(_ band: Int, job id: UUID, live: LiveJob) {
-        guard band == afterBands else { return }
-        let paused = dataDirectory.appendingPathComponent("test-paused-\(id.uuidString.lowercased())")
-        FileManager.default.createFile(atPath: paused.path, contents: Data())
-        let go = dataDirectory.appendingPathComponent("test-continue").path
-        let deadline = Date().addingTimeInterval(600)
-        while !FileManager.default.fileExists(atPath: go), live.stopReason != .cancelled, Date() < deadline {
-            usleep(10_000)
-        }
-    }
-}

@@ -1,10 +1,11 @@
 import Foundation
-import Hummingbird
 
 /// A streaming reader of the `file` part of a `multipart/form-data` body (RFC 7578), for clients
 /// that post forms (FastAPI's `UploadFile`, `curl -F file=@x.tif`). The body is never held: bytes
 /// of the file part are handed on as they arrive, and only a delimiter's length is kept back
-/// between chunks. A body that ends before its closing delimiter, or has no `file` part, is a 400.
+/// between chunks. A body that ends before its closing delimiter, or has no `file` part, is a
+/// `MultipartError` (a 400). Pure Foundation, so that it can be fuzzed outside the server
+/// (`Tests/Fuzz/multipart`).
 struct MultipartFileParser: Sendable {
     private enum State: Sendable { case preamble, afterDelimiter, headers, content(isFile: Bool), done }
 
@@ -25,7 +26,7 @@ struct MultipartFileParser: Sendable {
             guard (1...70).contains(value.utf8.count), value.utf8.allSatisfy({ (32..<127).contains($0) }) else { break }
             return value
         }
-        throw APIError(.badRequest, "multipart/form-data without a valid boundary",
+        throw MultipartError("multipart/form-data without a valid boundary",
                        hint: "let the HTTP client build the form, e.g. curl -F file=@image.tif")
     }
 
@@ -35,8 +36,8 @@ struct MultipartFileParser: Sendable {
     }
 
     /// Takes the next chunk of the body; calls `emit` with bytes of the file part.
-    mutating func feed(_ chunk: ByteBuffer, emit: ([UInt8]) throws -> Void) throws {
-        buffer.append(contentsOf: chunk.readableBytesView)
+    mutating func feed(_ chunk: some Collection<UInt8>, emit: ([UInt8]) throws -> Void) throws {
+        buffer.append(contentsOf: chunk)
         while true {
             switch state {
             case .preamble:
@@ -51,13 +52,13 @@ struct MultipartFileParser: Sendable {
                     buffer.removeFirst(2)
                     state = .headers
                 } else {
-                    throw APIError(.badRequest, "malformed multipart body (a delimiter not followed by CRLF)",
+                    throw MultipartError("malformed multipart body (a delimiter not followed by CRLF)",
                                    hint: "let the HTTP client build the form")
                 }
             case .headers:
                 guard let at = find([13, 10, 13, 10]) else {
                     guard buffer.count <= 16384 else {
-                        throw APIError(.badRequest, "multipart part headers longer than 16 KiB", hint: "")
+                        throw MultipartError("multipart part headers longer than 16 KiB", hint: "")
                     }
                     return
                 }
@@ -90,11 +91,11 @@ struct MultipartFileParser: Sendable {
     /// The body has ended: it must have had a `file` part and its closing delimiter.
     func finish() throws {
         guard case .done = state else {
-            throw APIError(.badRequest, "truncated multipart body (it ends before its closing boundary)",
+            throw MultipartError("truncated multipart body (it ends before its closing boundary)",
                            hint: "send the whole form")
         }
         guard sawFile else {
-            throw APIError(.badRequest, "the multipart form has no 'file' part", hint: "send the raster as file=@image.tif")
+            throw MultipartError("the multipart form has no 'file' part", hint: "send the raster as file=@image.tif")
         }
     }
 
@@ -142,5 +143,16 @@ struct MultipartFileParser: Sendable {
             }
             return nil
         }
+    }
+}
+
+/// A malformed multipart body: what is wrong and what to do; answered as a 400 (`APIError(_:)`).
+struct MultipartError: Error, Sendable {
+    let what: String
+    let hint: String
+
+    init(_ what: String, hint: String) {
+        self.what = what
+        self.hint = hint
     }
 }

@@ -15,7 +15,12 @@ enum RasterBody {
         } ?? ""
         switch type {
         case "image/tiff": return .tiff
-        case "multipart/form-data": return .multipart(boundary: try MultipartFileParser.boundary(contentType: contentType!))
+        case "multipart/form-data":
+            do {
+                return .multipart(boundary: try MultipartFileParser.boundary(contentType: contentType!))
+            } catch let error as MultipartError {
+                throw APIError(error)
+            }
         case "application/json": return nil
         default:
             throw APIError(.unsupportedMediaType, "content type '\(type.prefix(60))' is not image/tiff, "
@@ -148,10 +153,14 @@ struct MultipartFileBody<Base: AsyncSequence & Sendable>: AsyncSequence, Sendabl
                 if ended { return nil }
                 if let chunk = try await base.next() {
                     var out: [ByteBuffer] = []
-                    try parser.feed(chunk) { if !$0.isEmpty { out.append(ByteBuffer(bytes: $0)) } }
-                    pending = out
+                    do {
+                        try parser.feed(chunk.readableBytesView) { if !$0.isEmpty { out.append(ByteBuffer(bytes: $0)) } }
+                        pending = out
+                    } catch let error as MultipartError {
+                        throw APIError(error)
+                    }
                 } else {
-                    try parser.finish()
+                    do { try parser.finish() } catch let error as MultipartError { throw APIError(error) }
                     fileName.value = parser.fileName
                     ended = true
                 }

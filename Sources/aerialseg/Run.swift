@@ -118,7 +118,16 @@ struct Run: AsyncParsableCommand {
         for path in ready {
             let reporter = ProgressReporter(enabled: !quiet)
             do {
-                let result = try job.run(input: path) { reporter.update($0) }
+                let output = URL(fileURLWithPath: self.output)
+                let hook = PauseHook.fromEnvironment(
+                    pausedFile: output.appendingPathComponent(".aerialseg-test-paused"),
+                    continueFile: output.appendingPathComponent(".aerialseg-test-continue"))
+                var bands = 0
+                let result = try job.run(input: path, progress: { reporter.update($0) }, isCancelled: {
+                    bands += 1
+                    hook?.bandFinished(bands)
+                    return false
+                })
                 reporter.finish()
                 let resumed = result.resumedGridRows > 0 ? ", resumed after \(result.resumedGridRows) row bands" : ""
                 let phases = result.phaseSeconds.map { String(format: "%@ %.1f s", $0.name, $0.seconds) }

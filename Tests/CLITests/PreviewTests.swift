@@ -11,19 +11,9 @@ import TestSupport
 
     /// The small fixture model with vectors excluding class `uncoloured` (the "background").
     func pipeline(in dir: URL, uncoloured: Int) throws -> String {
-        let json = try JSONSerialization.jsonObject(with: Data(contentsOf: fixture.appendingPathComponent("oracle.json")))
-            as! [String: Any]
-        var model: [String: Any] = [:]
-        for key in ["backbone", "decode_head", "data_preprocessor"] { model[key] = json[key] }
-        let text = "model: " + String(decoding: try JSONSerialization.data(withJSONObject: model), as: UTF8.self)
-            + "\ncheckpoint: \(fixture.appendingPathComponent("checkpoint.pth").path)"
-            + "\nclasses: [impervious_surface, building, low_vegetation, tree, car, clutter]"
-            + "\npalette: \(palette)"
-            + "\ntiling: {crop: 128, stride: 96, blend: hann}"
-            + "\nvectors: {exclude: [\(uncoloured)]}\n"
-        let path = dir.appendingPathComponent("small.yaml").path
-        try text.write(toFile: path, atomically: true, encoding: .utf8)
-        return path
+        let oracle = try OracleFixture.small()
+        return try oracle.writePipeline(in: dir, crop: 128, stride: 96, checkpoint: oracle.checkpoint,
+                                        extra: ["palette: \(palette)", "vectors: {exclude: [\(uncoloured)]}"])
     }
 
     func read(_ path: String) throws -> (bands: [[UInt8]], width: Int, height: Int) {

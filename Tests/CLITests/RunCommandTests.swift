@@ -2,22 +2,13 @@ import Foundation
 import Testing
 import TestSupport
 
-/// `aerialseg run` as a user runs it: real files in, GDAL-checked files out, bad input, kill -9.
+/// `aerialseg run` as a user runs it: real files in, GDAL-checked files out, bad input.
 @Suite(.serialized) struct RunCommandTests {
     let fixture = Fixtures.local("mmseg/dlv3p_r18_d8_potsdam")
 
     /// A pipeline with the small fixture model (1/16 widths) so the tests run fast.
     func smallPipeline(in dir: URL, crop: Int = 64, stride: Int = 48) throws -> String {
-        let json = try JSONSerialization.jsonObject(with: Data(contentsOf: fixture.appendingPathComponent("oracle.json")))
-            as! [String: Any]
-        var model: [String: Any] = [:]
-        for key in ["backbone", "decode_head", "data_preprocessor"] { model[key] = json[key] }
-        let text = "model: " + String(decoding: try JSONSerialization.data(withJSONObject: model), as: UTF8.self)
-            + "\nclasses: [impervious_surface, building, low_vegetation, tree, car, clutter]"
-            + "\ntiling: {crop: \(crop), stride: \(stride), blend: hann}\n"
-        let path = dir.appendingPathComponent("small.yaml").path
-        try text.write(toFile: path, atomically: true, encoding: .utf8)
-        return path
+        try OracleFixture(folder: fixture).writePipeline(in: dir, crop: crop, stride: stride)
     }
 
     var checkpoint: String { fixture.appendingPathComponent("checkpoint.pth").path }
@@ -85,60 +76,7 @@ import TestSupport
         }
     }
 
-    /// kill -9 at a random point, run again: the outputs are byte-identical to an uninterrupted run.
-    @Test func killedRunResumesToIdenticalBytes() throws {
-        let dir = Fixtures.temporaryDirectory("aerialseg-kill")
-        defer { try? FileManager.default.removeItem(at: dir) }
-        let pipeline = try smallPipeline(in: dir)
-        let input = Fixtures.local("rasters/ortho_10cm.tif").path
-        func arguments(_ out: String) -> [String] {
-            ["run", pipeline, "--input", input, "--output", out, "--checkpoint", checkpoint, "--quiet"]
-        }
-        let reference = dir.appendingPathComponent("reference").path
-        let clean = try Tool.run(Tool.aerialseg, arguments(reference))
-        try #require(clean.status == 0, "\(clean.stderr)")
-
-        let resumed = dir.appendingPathComponent("resumed").path
-        var killedMidway = false
-        for attempt in 0..<4 {
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: Tool.aerialseg)
-            process.arguments = arguments(resumed)
-            process.standardOutput = FileHandle.nullDevice
-            process.standardError = FileHandle.nullDevice
-            try process.run()
-            // Wait until some row bands are on disk, then kill -9 at a random moment.
-            let deadline = Date().addingTimeInterval(60)
-            while process.isRunning && Date() < deadline && doneMarkers(resumed) < 2 + attempt { usleep(20_000) }
-            usleep(UInt32.random(in: 0..<200_000))
-            if process.isRunning {
-                kill(process.processIdentifier, SIGKILL)
-                killedMidway = true
-            }
-            process.waitUntilExit()
-            if killedMidway { break }
-            try? FileManager.default.removeItem(atPath: resumed)
-        }
-        #expect(killedMidway, "the run finished before it could be killed")
-        let visible = (try? FileManager.default.contentsOfDirectory(atPath: resumed)) ?? []
-        #expect(!visible.contains("ortho_10cm.labels.tif"), "nothing under a final name before completion")
-        let again = try Tool.run(Tool.aerialseg, arguments(resumed))
-        try #require(again.status == 0, "\(again.stderr)")
-        #expect(again.stdout.contains("resumed after"))
-        for name in ["ortho_10cm.labels.tif", "ortho_10cm.labels.tif.aux.xml", "ortho_10cm.confidence.tif",
-                     "ortho_10cm.preview.png"] {
-            let a = try Data(contentsOf: URL(fileURLWithPath: "\(reference)/\(name)"))
-            let b = try Data(contentsOf: URL(fileURLWithPath: "\(resumed)/\(name)"))
-            #expect(a == b, "\(name) differs after resume")
-        }
-    }
-
-    func doneMarkers(_ out: String) -> Int {
-        let fm = FileManager.default
-        guard let work = (try? fm.contentsOfDirectory(atPath: out))?.first(where: { $0.hasPrefix(".aerialseg-work-") })
-        else { return 0 }
-        return ((try? fm.contentsOfDirectory(atPath: "\(out)/\(work)")) ?? []).filter { $0.hasSuffix(".done") }.count
-    }
+    // kill -9 and resume: ResumeTests (a real SIGKILL at a known band, by the test hook).
 
     /// Bad inputs: one clear line each; the good input among them still succeeds; exit code 1.
     @Test func badInputsDoNotStopTheOthers() throws {

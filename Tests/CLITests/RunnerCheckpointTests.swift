@@ -13,8 +13,7 @@ import TestSupport
 
     @Test("run --checkpoint iter_N.pth alone = mmseg inference_model (≥ 99.9 % of labels off near-ties)")
     func runsWithoutAPipeline() throws {
-        let oracle = try JSONSerialization.jsonObject(
-            with: Data(contentsOf: fixture.appendingPathComponent("oracle.json"))) as! [String: Any]
+        let oracle = try OracleFixture(folder: fixture).json
         let window = oracle["window"] as! [String: Any]
         let (x, y, w, h) = (window["x"] as! Int, window["y"] as! Int, window["width"] as! Int, window["height"] as! Int)
         let dir = Fixtures.temporaryDirectory("runner-checkpoint")

@@ -164,3 +164,41 @@ import TestSupport
         #expect(!FileManager.default.fileExists(atPath: out))
     }
 }
+
+/// GeoPackages record a `last_change` time; AerialSeg fixes it (`OGR_CURRENT_DATE`), so that the
+/// same input gives the same bytes on every run (before: a new timestamp each time).
+@Suite struct GeoPackageDeterminismTests {
+    @Test func vectorizeWritesTheSameBytesTwice() throws {
+        let dir = Fixtures.temporaryDirectory("aerialseg-gpkg-same")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let canopy = Fixtures.local("rasters/canopy_mask.tif").path
+        var files: [String] = []
+        for run in ["first", "second"] {  // one file name (it names the layer), two folders
+            let folder = dir.appendingPathComponent(run)
+            try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+            let out = folder.appendingPathComponent("canopy.gpkg").path
+            let r = try Tool.run(Tool.aerialseg, ["vectorize", canopy, out])
+            try #require(r.status == 0, "\(r.stderr)")
+            files.append(out)
+        }
+        let cmp = try Tool.run("cmp", files)
+        #expect(cmp.status == 0, "\(cmp.stdout)")
+        let contents = try Tool.run("ogrinfo", ["-ro", "-q", "-sql", "SELECT last_change FROM gpkg_contents", files[0]])
+        #expect(contents.stdout.contains("last_change (DateTime) = 1970/01/01 00:00:00"), "\(contents.stdout)")
+    }
+
+    /// `run` with a `vectors:` block: two runs into two folders, the same `.vectors.gpkg` bytes.
+    @Test func runWritesTheSameGeoPackageTwice() throws {
+        let fixture = try RunFixture("aerialseg-gpkg-run", size: 256, extra: ["vectors: {format: gpkg}"])
+        defer { fixture.remove() }
+        var files: [String] = []
+        for name in ["a", "b"] {
+            let out = fixture.dir.appendingPathComponent(name).path
+            let r = try fixture.run(out)
+            try #require(r.status == 0, "\(r.stderr)")
+            files.append("\(out)/\(fixture.stem).vectors.gpkg")
+        }
+        let cmp = try Tool.run("cmp", files)
+        #expect(cmp.status == 0, "\(cmp.stdout)")
+    }
+}

@@ -1,20 +1,9 @@
 // libFuzzer entry for AerialSeg's parsers of untrusted bytes, compiled by Tests/Fuzz/run together
-// with the parser's own sources (one module, so internal parsers can be targeted directly). The
-// target is chosen by AERIALSEG_FUZZ_TARGET; each has a folder Tests/Fuzz/<target>/ with seeds.
+// with the parser's own sources and the file of Tests/Fuzz/Targets that defines `targets` for them
+// (one module, so internal parsers can be targeted directly). The target is chosen by
+// AERIALSEG_FUZZ_TARGET; each has a folder Tests/Fuzz/<target>/ with seeds.
 // A parser may throw on any input; it must never crash, hang, leak or allocate without bound.
 import Foundation
-
-/// The targets, by folder name.
-let targets: [String: ([UInt8]) throws -> Void] = [
-    "checkpoint": { _ = try Checkpoint.load(bytes: $0) },
-    "torch-zip": { _ = try TorchCheckpoint.readZip($0) },
-    "torch-legacy": { _ = try TorchCheckpoint.readLegacy($0) },
-    "safetensors": { _ = try SafeTensors.read($0) },
-    "pickle": { bytes in
-        var unpickler = Unpickler(reader: ByteReader(bytes, what: "pickle"), persistentLoad: { id, _ in id })
-        _ = try unpickler.load()
-    },
-]
 
 nonisolated(unsafe) let target: ([UInt8]) throws -> Void = {
     let name = ProcessInfo.processInfo.environment["AERIALSEG_FUZZ_TARGET"] ?? ""

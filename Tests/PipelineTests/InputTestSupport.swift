@@ -13,7 +13,7 @@ struct InputWorkspace {
     init(_ label: String) { dir = Fixtures.temporaryDirectory("aerialseg-\(label)") }
 
     /// A Python with numpy and osgeo.gdal (python3-gdal, installed by `.ci/setup`), or nil.
-    static let python: String? = NumpyOracle.python(for: "input tests")
+    static let python: String? = NumpyOracle.python
 
     /// Runs a Python script (`sys.argv[1...]` = `arguments`) with numpy and osgeo.gdal; returns its stdout.
     @discardableResult
@@ -64,8 +64,7 @@ struct InputWorkspace {
     /// A pipeline with the small fixture model (DeepLabV3+ R-18 at 1/16 widths) taking `channels`
     /// input channels, the given `input:` block (a YAML flow mapping) and one mean-blended tiling.
     func pipeline(channels: Int = 3, input: String? = nil, crop: Int = 256, stride: Int = 192) throws -> String {
-        let fixture = Fixtures.local("mmseg/dlv3p_r18_d8_potsdam/oracle.json")
-        let json = try JSONSerialization.jsonObject(with: Data(contentsOf: fixture)) as? [String: Any] ?? [:]
+        let json = try OracleFixture.small().json
         var backbone = try #require(json["backbone"] as? [String: Any])
         backbone["in_channels"] = channels
         let (mean, std) = Self.normalisation(channels)

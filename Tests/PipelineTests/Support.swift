@@ -3,33 +3,12 @@ import GeoIO
 import Pipeline
 import TestSupport
 
-/// One mmseg oracle fixture folder (local copy or ../shared).
-struct OracleFixture {
-    let folder: URL
-    let json: [String: Any]
-
-    init(folder: URL) throws {
-        self.folder = folder
-        json = try JSONSerialization.jsonObject(with: Data(contentsOf: folder.appendingPathComponent("oracle.json")))
-            as! [String: Any]
-    }
-
-    /// A float32 or uint8 array of a case.
-    func floats(_ caseName: String, _ name: String) throws -> [Float] {
-        let data = try Data(contentsOf: folder.appendingPathComponent("\(caseName)/\(name).bin"))
-        return data.withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
-    }
-
-    func bytes(_ caseName: String, _ name: String) throws -> [UInt8] {
-        [UInt8](try Data(contentsOf: folder.appendingPathComponent("\(caseName)/\(name).bin")))
-    }
-
+/// What the pipeline tests add to `OracleFixture`: pipelines of any fixture model, GeoTIFF cases.
+extension OracleFixture {
     /// A pipeline file whose model is the fixture's (JSON is YAML), with the given tiling.
     func writePipeline(to path: String, crop: Int, stride: Int) throws {
-        var model: [String: Any] = [:]
-        for key in ["backbone", "neck", "decode_head", "data_preprocessor", "num_classes", "align_corners", "model"] {
-            if let v = json[key], !(v is NSNull) { model[key] = v }
-        }
+        let model = self.model(keys: ["backbone", "neck", "decode_head", "data_preprocessor", "num_classes",
+                                      "align_corners", "model"])
         let modelJSON = String(decoding: try JSONSerialization.data(withJSONObject: model), as: UTF8.self)
         let yaml = "model: \(modelJSON)\ntiling: {crop: \(crop), stride: \(stride), blend: mean}\n"
         try yaml.write(toFile: path, atomically: true, encoding: .utf8)
@@ -37,8 +16,7 @@ struct OracleFixture {
 
     /// The case's BGR image written as an RGB GeoTIFF (EPSG:32618, 10 m pixels).
     func writeGeoTIFF(_ caseName: String, to path: String) throws -> (width: Int, height: Int) {
-        let shape = ((json["cases"] as! [String: Any])[caseName] as! [String: Any])["arrays"] as! [String: Any]
-        let dims = (shape["image_bgr_u8"] as! [String: Any])["shape"] as! [Int]
+        let dims = shape(caseName, "image_bgr_u8")!
         let (h, w) = (dims[0], dims[1])
         let bgr = try bytes(caseName, "image_bgr_u8")
         var planes = [UInt8](repeating: 0, count: 3 * h * w)

@@ -56,11 +56,9 @@ import TestSupport
     /// the labels' regions (whole-image gdal_polygonize of the labels COG, nodata excluded), named
     /// after the pipeline's classes, also when the run resumes with its labels already done.
     @Test func runWritesVectorsBesideTheLabels() throws {
-        let fixture = Fixtures.local("mmseg/dlv3p_r18_d8_potsdam")
-        let oracleJSON = try Data(contentsOf: fixture.appendingPathComponent("oracle.json"))
-        let json = try JSONSerialization.jsonObject(with: oracleJSON) as? [String: Any] ?? [:]
-        var modelDict: [String: Any] = [:]
-        for key in ["backbone", "decode_head", "data_preprocessor"] { modelDict[key] = json[key] }
+        let small = try OracleFixture.small()
+        let fixture = small.folder
+        let modelDict = small.model()
         let dir = Fixtures.temporaryDirectory("aerialseg-run-vectors")
         defer { try? FileManager.default.removeItem(at: dir) }
         let names = ["impervious_surface", "building", "low_vegetation", "tree", "car", "clutter"]

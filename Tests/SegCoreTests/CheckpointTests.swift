@@ -85,14 +85,13 @@ import SegCore
             let safePath = dir.appendingPathComponent("weights.safetensors").path
             guard FileManager.default.fileExists(atPath: safePath) else { continue }
             let safe = try Checkpoint.load(path: safePath)
-            let oracle = try JSONSerialization.jsonObject(
-                with: Data(contentsOf: dir.appendingPathComponent("oracle.json"))) as? [String: Any]
+            let oracle = try OracleFixture(folder: dir).json
             for file in ["checkpoint.pth", "checkpoint_legacy.pth", "checkpoint_runner_style.pth"] {
                 let path = dir.appendingPathComponent(file).path
                 guard FileManager.default.fileExists(atPath: path) else { continue }
                 let pth = try Checkpoint.load(path: path)
                 Self.expectSameTensors(pth, safe, ordered: false)
-                #expect(pth.keys.count == oracle?["state_dict_keys"] as? Int, "\(name)/\(file)")
+                #expect(pth.keys.count == oracle["state_dict_keys"] as? Int, "\(name)/\(file)")
                 checked += 1
             }
         }

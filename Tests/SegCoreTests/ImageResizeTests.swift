@@ -10,9 +10,7 @@ import TestSupport
     @Test(.enabled(if: Fixtures.hasShared("fixtures/mmseg/dlv3p_r18_d8_potsdam"), "needs ../shared/fixtures/mmseg/dlv3p_r18_d8_potsdam"), arguments: ["64x64", "96x80"])
     func ttaViewImagesAreBitExact(_ caseName: String) throws {
         let folder = try Fixtures.requireShared("fixtures/mmseg/dlv3p_r18_d8_potsdam")
-        let oracle = try JSONSerialization.jsonObject(with: Data(contentsOf: folder.appendingPathComponent("oracle.json")))
-            as! [String: Any]
-        let arrays = ((oracle["cases"] as! [String: Any])[caseName] as! [String: Any])["arrays"] as! [String: Any]
+        let arrays = try OracleFixture(folder: folder).caseInfo(caseName)["arrays"] as! [String: Any]
         func load(_ name: String) throws -> (bytes: [UInt8], shape: [Int]) {
             let shape = (arrays[name] as! [String: Any])["shape"] as! [Int]
             return ([UInt8](try Data(contentsOf: folder.appendingPathComponent("\(caseName)/\(name).bin"))), shape)

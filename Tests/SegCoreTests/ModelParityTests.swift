@@ -3,7 +3,8 @@ import SegCore
 import TestSupport
 import Testing
 
-/// One fixture folder: mmseg's model description and, per case, the arrays mmseg computed.
+/// One fixture folder (an `OracleFixture`) with its model description decoded and, per case, the
+/// arrays mmseg computed, typed.
 struct Oracle {
     struct Array: Sendable {
         let file: URL
@@ -15,16 +16,16 @@ struct Oracle {
     let config: ModelConfig
     let json: [String: Any]
 
+    let fixture: OracleFixture
+
     init(_ folder: URL) throws {
         self.folder = folder
-        let data = try Data(contentsOf: folder.appendingPathComponent("oracle.json"))
-        config = try ModelConfig.decode(json: data, source: folder.path)
-        json = try JSONSerialization.jsonObject(with: data) as? [String: Any] ?? [:]
+        fixture = try OracleFixture(folder: folder)
+        config = try ModelConfig.decode(json: fixture.data, source: folder.path)
+        json = fixture.json
     }
 
-    func caseInfo(_ name: String) -> [String: Any] {
-        (json["cases"] as? [String: Any])?[name] as? [String: Any] ?? [:]
-    }
+    func caseInfo(_ name: String) -> [String: Any] { fixture.caseInfo(name) }
 
     /// The array `name` of case `caseName`, or nil when the oracle does not list it.
     func array(_ caseName: String, _ name: String) -> Array? {

@@ -90,17 +90,8 @@ enum ServiceFixtures {
 
     /// The small fixture model (1/16 widths) as a pipeline with its `checkpoint:`.
     static func smallPipeline(in dir: URL, name: String = "small", crop: Int = 128, stride: Int = 96) throws -> String {
-        let json = try JSONSerialization.jsonObject(with: Data(contentsOf: small.appendingPathComponent("oracle.json")))
-            as! [String: Any]
-        var model: [String: Any] = [:]
-        for key in ["backbone", "decode_head", "data_preprocessor"] { model[key] = json[key] }
-        let text = "model: " + String(decoding: try JSONSerialization.data(withJSONObject: model), as: UTF8.self)
-            + "\nclasses: [impervious_surface, building, low_vegetation, tree, car, clutter]"
-            + "\ntiling: {crop: \(crop), stride: \(stride), blend: hann}"
-            + "\ncheckpoint: \(small.appendingPathComponent("checkpoint.pth").path)\n"
-        let path = dir.appendingPathComponent("\(name).yaml").path
-        try text.write(toFile: path, atomically: true, encoding: .utf8)
-        return path
+        let oracle = try OracleFixture.small()
+        return try oracle.writePipeline(in: dir, name: name, crop: crop, stride: stride, checkpoint: oracle.checkpoint)
     }
 
     static var treeCanopy: String { Fixtures.packageRoot.appendingPathComponent("Pipelines/tree-canopy.yaml").path }

@@ -68,5 +68,6 @@ public enum Tool {
 
 public struct ToolError: Error, CustomStringConvertible {
     public let message: String
+    public init(message: String) { self.message = message }
     public var description: String { message }
 }

@@ -35,7 +35,8 @@ final class WorkFolder {
 
     /// Writes one file of a band through `body` (given a temporary path), then renames it into place.
     func write(gridRow: Int, kind: String, _ body: (String) throws -> Void) throws {
-        let temporary = url.appendingPathComponent("tmp-" + name(gridRow, kind)).path
+        // Unique per process and host: two copies of a shard may write the same piece at once.
+        let temporary = url.appendingPathComponent("tmp-\(WorkFolder.processTag)-" + name(gridRow, kind)).path
         try body(temporary)
         let final = url.appendingPathComponent(name(gridRow, kind)).path
         guard rename(temporary, final) == 0 else {
@@ -46,7 +47,7 @@ final class WorkFolder {
     /// Marks a band complete (after all its files are in place).
     func markDone(gridRow: Int) throws {
         let done = marker(gridRow).path
-        let temporary = done + ".tmp"
+        let temporary = done + ".\(WorkFolder.processTag).tmp"
         guard FileManager.default.createFile(atPath: temporary, contents: Data()), rename(temporary, done) == 0 else {
             throw GeoIOError(.writeFailed, path: done, message: "cannot record progress", hint: "check the disk")
         }
@@ -58,6 +59,12 @@ final class WorkFolder {
         return (rows.map { url.appendingPathComponent(name($0, "labels")).path },
                 rows.map { url.appendingPathComponent(name($0, "confidence")).path })
     }
+
+    /// Whether piece `piece` (a row band of a block, `BlockGrid.piece`) is complete.
+    func isDone(piece: Int) -> Bool { FileManager.default.fileExists(atPath: marker(piece).path) }
+
+    /// Path of a piece's file of `kind` ("labels", "confidence").
+    func file(piece: Int, kind: String) -> String { url.appendingPathComponent(name(piece, kind)).path }
 
     func remove() { try? FileManager.default.removeItem(at: url) }
 }

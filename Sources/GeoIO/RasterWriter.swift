@@ -225,7 +225,9 @@ public func writeCloudOptimizedGeoTIFF(
     let vrt: GDALDatasetH? = withCStringArray(pieces) { names in
         withQuietGDAL {
             var usageError: Int32 = 0
-            let opts = GDALBuildVRTOptionsNew(nil, nil)
+            // The pieces' own pixel size, not their average: averaging equal sizes can be an ulp off, and
+            // then the output's geotransform would depend on how the image was cut.
+            let opts = withCStringArray(["-resolution", "highest"]) { GDALBuildVRTOptionsNew($0, nil) }
             defer { GDALBuildVRTOptionsFree(opts) }
             return GDALBuildVRT("", Int32(pieces.count), nil, constList(names), opts, &usageError)
         }

@@ -21,7 +21,9 @@ public final class StagedOutput {
         try Self.prepareDirectory(directory)
         Self.removeAbandonedStaging(in: self.directory)
         let pid = ProcessInfo.processInfo.processIdentifier
-        staging = self.directory.appendingPathComponent(".aerialseg-staging-\(pid)-\(UUID().uuidString.prefix(8))")
+        // The host is part of the name: processes of other machines may share the folder (shards on NFS).
+        staging = self.directory.appendingPathComponent(
+            ".aerialseg-staging-\(pid)-\(UUID().uuidString.prefix(8))@\(Self.hostName)")
         do {
             try fm.createDirectory(at: staging, withIntermediateDirectories: false)
         } catch {
@@ -74,11 +76,21 @@ public final class StagedOutput {
         }
     }
 
+    /// This machine's name (`gethostname`): tags files that processes of several machines sharing a
+    /// folder write (staging folders, shards' claims and temporary files).
+    public static let hostName: String = {
+        var buffer = [CChar](repeating: 0, count: 256)
+        guard gethostname(&buffer, buffer.count - 1) == 0 else { return "localhost" }
+        return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }()
+
     /// Removes staging folders left by processes that no longer run (killed jobs).
     static func removeAbandonedStaging(in directory: URL) {
         let names = (try? FileManager.default.contentsOfDirectory(atPath: directory.path)) ?? []
         for name in names where name.hasPrefix(".aerialseg-staging-") {
             let pidText = name.dropFirst(".aerialseg-staging-".count).prefix { $0.isNumber }
+            // Only this machine's processes can be checked; names without a host are from older versions.
+            if let at = name.firstIndex(of: "@"), name[name.index(after: at)...] != hostName { continue }
             guard let pid = Int32(pidText), kill(pid, 0) != 0, errno == ESRCH else { continue }
             try? FileManager.default.removeItem(at: directory.appendingPathComponent(name))
         }

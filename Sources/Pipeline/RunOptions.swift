@@ -37,6 +37,14 @@ public struct RunOptions: Sendable {
     /// only needs the blocks of about one band of windows (16384 × 512 RGB pixels ≈ 25 MB); a small
     /// cache keeps peak memory low.
     public var blockCacheBytes: Int64 = 32 << 20
+    /// Memory for one block's work, in MiB (`--memory-mb`, default 1024): a quarter of it is the
+    /// stitchers' budget, which sets the automatic block width (`SegmentationJob.blocks`).
+    public var memoryMB = 1024
+    /// A fixed block size instead of the automatic one (`--block-size`).
+    public var blockSize: BlockSize?
+    /// Whether this job is one shard of several (`--shard`): a finished job then leaves an
+    /// `assembled` marker in its work folder so that a shard run again does nothing.
+    public var sharded = false
 
     /// The checkpoint behind `checkpoint`, already read (by `init(mmengineCheckpoint:)`).
     var preloadedCheckpoint: Checkpoint?
@@ -84,8 +92,12 @@ public struct RunResult: Sendable {
     public var outputs: [String]
     public var windowsRun: Int
     public var windowsSkipped: Int
-    /// Grid rows taken over from an interrupted earlier run.
-    public var resumedGridRows: Int
+    /// Row bands (pieces of blocks) taken over from an earlier or another run.
+    public var resumedBands: Int
+    /// How the image was cut into blocks, and what this run did of them.
+    public var blocks: BlockReport?
+    /// Whether the outputs were assembled by this run (`outputs` then lists them).
+    public var assembly = Assembly.assembled
     public var seconds: Double
     /// Time spent in the model alone (for the overhead figure).
     public var modelSeconds: Double
@@ -95,4 +107,30 @@ public struct RunResult: Sendable {
     public var phaseSeconds: [(name: String, seconds: Double)] = []
     /// Notes about this input for the user (unscaled non-8-bit values, percentile bounds found).
     public var notices: [String] = []
+}
+
+/// The blocks of one input.
+public struct BlockReport: Sendable {
+    public var blockWidth: Int
+    public var blockHeight: Int
+    public var count: Int
+    /// Blocks this run computed (some of their bands may have been done already).
+    public var run: Int
+    /// Windows of all blocks (border windows once per block they touch) and of the grid, per view.
+    public var windowsInBlocks: Int
+    public var windowsInGrid: Int
+    /// Extra inference for the blocks' border windows, as a fraction of the grid (0.03 = 3 %).
+    public var recomputeOverhead: Double { Double(windowsInBlocks) / Double(max(windowsInGrid, 1)) - 1 }
+}
+
+/// What became of an input's assembly (mosaic → COGs, preview, vectors) at the end of a run.
+public enum Assembly: Sendable, Equatable {
+    /// This run assembled the outputs.
+    case assembled
+    /// Outputs were already assembled (a shard run again); nothing was done.
+    case alreadyAssembled
+    /// Blocks of other shards are missing; assembly is left to the shard finishing the last one.
+    case waiting(missingBlocks: Int, of: Int)
+    /// Another process holds the assembly claim ("host pid").
+    case claimedBy(String)
 }

@@ -1,6 +1,7 @@
 import GeoIO
 import Limits
 import SegCore
+import Tiling
 
 extension SegmentationJob {
     /// Throws `MemoryBudgetError` when one window (the crop) through the model would exceed the
@@ -29,15 +30,18 @@ extension SegmentationJob {
         }
         try ds.requireNorthUpGrid()
         try ds.checkReadable()
-        try RunLock.check(directory: options.outputDirectory, input: input)
-        // The stitcher holds full-width rows for (crop + stride) rows: classes' sums and a weight per
-        // pixel and view (README "Memory does not grow with the image").
-        let views = options.tta == .flip ? 2 : 1
-        let rows = min(ds.height, options.resolvedCrop + options.resolvedStride)
-        let bytes = MemoryBudget.product(ds.width, rows, loaded.model.numClasses + 1, MemoryLayout<Float>.size, views)
-        try budget.check(bytes, for: "the open rows of a \(ds.width)-pixel-wide raster (\(rows) rows × "
-                         + "\(loaded.model.numClasses) classes)", path: input,
-                         hint: "cut it into narrower pieces, e.g. gdal_translate -srcwin, or use a smaller --crop")
+        if !options.sharded { try RunLock.check(directory: options.outputDirectory, input: input) }
+        // A block's stitchers hold (crop + stride) rows of the block's width: classes' sums, a weight
+        // and a validity byte per pixel and view (README "Blocks and shards").
+        guard options.tta != .msFlip else { return }
+        let grid = try WindowGrid(imageWidth: ds.width, imageHeight: ds.height, crop: options.resolvedCrop,
+                                  stride: options.resolvedStride)
+        let blocks = try self.blocks(grid)
+        let bytes = BlockGrid.stitcherBytes(width: blocks.blockWidth, windows: grid, classes: loaded.model.numClasses,
+                                            views: views)
+        try budget.check(bytes, for: "the open rows of a \(blocks.blockWidth)-pixel-wide block (\(grid.crop + grid.stride) "
+                         + "rows × \(loaded.model.numClasses) classes)", path: input,
+                         hint: "use a narrower --block-size or a smaller --memory-mb")
     }
 
     private var pipelinePath: String { options.pipeline.sourcePath ?? "the pipeline's tiling.crop" }

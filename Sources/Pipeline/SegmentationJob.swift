@@ -96,12 +96,18 @@ public final class SegmentationJob {
         return (ds, transform, crs)
     }
 
-    /// Segments one raster. Throws `GeoIOError` / `PipelineError` with a clear message for bad input.
+    /// Segments one raster, block by block (`blocks(_:)`), then assembles its outputs. Throws
+    /// `GeoIOError` / `PipelineError` with a clear message for bad input.
+    ///
+    /// `blocks` limits the run to some blocks (a shard's, `Shard.blocks(ofInputs:)`); the outputs are
+    /// assembled by the run that finds every block done, under an `AssemblyClaim`, and `assembly` in
+    /// the result says what happened otherwise. `assembleOnly` computes nothing: it assembles, or
+    /// throws naming how many blocks are missing, taking over any claim.
     ///
     /// `isCancelled` is asked after each row band (once the band is on disk): when it answers true the
     /// run throws `CancellationError`, leaving the work folder so that the same job run again resumes there.
-    public func run(input: String, progress: (RunProgress) -> Void = { _ in },
-                    isCancelled: () -> Bool = { false }) throws -> RunResult {
+    public func run(input: String, blocks selection: [Int]? = nil, assembleOnly: Bool = false,
+                    progress: (RunProgress) -> Void = { _ in }, isCancelled: () -> Bool = { false }) throws -> RunResult {
         let start = ContinuousClock.now
         let (ds, transform, crs) = try open(input)
         let bands = options.resolvedBands
@@ -111,96 +117,179 @@ public final class SegmentationJob {
                                                           fill: options.pipeline.input?.nodataFill, dataset: ds,
                                                           bands: bands)
         let names = outputNames(for: input)
-        let output = try StagedOutput(directory: options.outputDirectory)
-        let lock = try RunLock(directory: options.outputDirectory, input: input)
-        defer { lock.release() }
-        let work = try WorkFolder(directory: options.outputDirectory,
-                                  key: try resumeKey(input: input, dataset: ds, scaling: scaling))
+        // Shards share the job by design (pieces' markers and the assembly claim); one process alone
+        // holds the lock of the input's outputs.
+        try StagedOutput.prepareDirectory(options.outputDirectory)
+        let lock = options.sharded ? nil : try RunLock(directory: options.outputDirectory, input: input)
+        defer { lock?.release() }
         if options.tta == .msFlip {
             guard scaling.isIdentity else {
                 throw PipelineError(path: input, reason: "--tta ms-flip resizes 8-bit images as mmseg does, unscaled",
                                     hint: "use --tta flip with input.scale or input.nodata_fill")
             }
+            let work = try WorkFolder(directory: options.outputDirectory,
+                                      key: try resumeKey(input: input, dataset: ds, scaling: scaling))
             var result = try runMultiScale(ds, input: input, bands: bands, transform: transform, crs: crs,
-                                           names: names, output: output, work: work, start: start, progress: progress)
+                                           names: names, work: work, start: start, progress: progress)
             result.notices = notices + result.notices
             return result
         }
-        let classes = loaded.model.numClasses
-        let views = options.tta == .flip ? 2 : 1
-        let total = grid.count * views
+        let blocks = try self.blocks(grid)
+        let work = try WorkFolder(directory: options.outputDirectory,
+                                  key: try resumeKey(input: input, dataset: ds, scaling: scaling) + "-" + blocks.tag)
+        var result = RunResult(input: input, outputs: [], windowsRun: 0, windowsSkipped: 0, resumedBands: 0,
+                               seconds: 0, modelSeconds: 0)
+        result.notices = notices
+        let selected = assembleOnly ? [] : selection ?? Array(0..<blocks.count)
+        result.blocks = BlockReport(blockWidth: blocks.blockWidth, blockHeight: blocks.blockHeight, count: blocks.count,
+                                    run: 0, windowsInBlocks: blocks.windowsInBlocks * views,
+                                    windowsInGrid: grid.count * views)
+        if options.sharded, isAssembled(work, names: names) {
+            result.assembly = .alreadyAssembled
+            result.seconds = (ContinuousClock.now - start).seconds
+            return result
+        }
 
-        // Resume: grid rows whose bands are on disk are done; replay the rows that still feed open rows.
-        let (resumeRow, damage) = work.completedGridRows(grid)
-        if let damage { notices.append(damage) }
-        let replayRow = grid.replayStart(forResumingAt: resumeRow)
-        var stitchers = (0..<views).map {
-            _ in StreamingStitcher(grid: grid, classes: classes, blend: options.resolvedBlend, startGridRow: replayRow)
+        var run = BlockRun(total: selected.reduce(0) { $0 + blocks.block($1).windowCount * views })
+        for index in selected {
+            try runBlock(blocks.block(index), of: blocks, input: input, bands: bands, scaling: scaling,
+                         transform: transform, crs: crs, work: work, run: &run, start: start, progress: progress,
+                         isCancelled: isCancelled)
         }
-        var counts = (run: 0, skipped: 0, done: replayRow * grid.columnOrigins.count * views)
-        var modelSeconds = 0.0
-        var phases = (readWait: 0.0, stitch: 0.0, bands: 0.0)
-        // Windows in processing order; a reader thread fetches them ahead of the model.
+        result.windowsRun = run.windows
+        result.windowsSkipped = run.skipped
+        result.resumedBands = run.resumedBands
+        result.modelSeconds = run.modelSeconds
+        result.blocks?.run = selected.count
+        result.notices += run.notices
+
+        let t3 = ContinuousClock.now
+        let missing = blocks.blocks.filter { !work.isDone($0, of: blocks) }.count
+        if missing > 0 {
+            if assembleOnly {
+                throw PipelineError(path: input, reason: "\(missing) of \(blocks.count) blocks are not done",
+                                    hint: "run the shards that compute them first (the same command with --shard)")
+            }
+            result.assembly = .waiting(missingBlocks: missing, of: blocks.count)
+        } else {
+            switch try AssemblyClaim.take(in: work.url, force: assembleOnly) {
+            case .heldBy(let owner):
+                result.assembly = .claimedBy(owner)
+            case .acquired(let claim):
+                defer { claim.release() }
+                let pieces = work.pieceFiles(blocks)
+                result.outputs = try finishOutputs(pieces: pieces, input: input, names: names, work: work)
+            }
+        }
+        result.seconds = (ContinuousClock.now - start).seconds
+        result.phaseSeconds = [("read wait", run.readWait), ("stitch", run.stitch), ("bands", run.bands),
+                               ("assemble", (ContinuousClock.now - t3).seconds)]
+        return result
+    }
+
+    /// Counts and timings of the blocks of one run.
+    struct BlockRun {
+        let total: Int
+        var done = 0, windows = 0, skipped = 0, resumedBands = 0
+        var modelSeconds = 0.0, readWait = 0.0, stitch = 0.0, bands = 0.0
+        /// Damaged pieces found on resume, one line each.
+        var notices: [String] = []
+    }
+
+    /// Computes one block: its windows row by row, clipped to the block by its stitchers, each
+    /// finished row band written as a piece of the work folder. A block interrupted earlier resumes
+    /// after its last complete band (replaying the grid rows that still feed open rows).
+    private func runBlock(_ block: Block, of blocks: BlockGrid, input: String, bands: [Int], scaling: InputScaling,
+                          transform: GeoTransform, crs: SpatialReference, work: WorkFolder, run: inout BlockRun,
+                          start: ContinuousClock.Instant, progress: (RunProgress) -> Void,
+                          isCancelled: () -> Bool) throws {
+        let grid = blocks.windows
+        let pieceRows = blocks.pieceRows(block)
+        // Resume after the block's last verified band; a damaged one is computed again, with a note.
+        var resumeRow = block.gridRows.upperBound
+        for row in pieceRows {
+            let piece = blocks.piece(block, gridRow: row)
+            switch work.state(of: WorkFolder.band(piece)) {
+            case .done: continue
+            case .pending: break
+            case .damaged(let why):
+                run.notices.append("row band \(WorkFolder.band(piece)) of the work folder \(work.url.path) is damaged "
+                                   + "(\(why)); computing it again")
+            }
+            resumeRow = row
+            break
+        }
+        run.resumedBands += pieceRows.filter { $0 < resumeRow }.count
+        let replayRow = max(block.gridRows.lowerBound, grid.replayStart(forResumingAt: resumeRow))
+        run.done += (replayRow - block.gridRows.lowerBound) * block.gridColumns.count * views
+        guard resumeRow < block.gridRows.upperBound else {
+            run.done += (block.gridRows.upperBound - replayRow) * block.gridColumns.count * views
+            return
+        }
+        let stitchers = (0..<views).map { _ in
+            StreamingStitcher(grid: grid, classes: loaded.model.numClasses, blend: options.resolvedBlend, block: block,
+                              startGridRow: replayRow)
+        }
+        // Windows in processing order (mmseg's, restricted to those touching the block); a reader
+        // thread fetches them ahead of the model.
         func viewTiles(_ row: Int, _ view: Int) -> [Tile] {
-            view == 0 ? grid.tiles(inRow: row) : grid.mirroredTiles(inRow: row)
+            (view == 0 ? grid.tiles(inRow: row) : grid.mirroredTiles(inRow: row)).filter(block.touches)
         }
-        let order = (replayRow..<grid.rowOrigins.count).flatMap { row in (0..<views).flatMap { viewTiles(row, $0) } }
+        let rows = replayRow..<block.gridRows.upperBound
+        let order = rows.flatMap { row in (0..<views).flatMap { viewTiles(row, $0) } }
         let reader = TileReader(path: input, bands: bands, scaling: scaling, tiles: order)
         defer { reader.cancel() }
-
-        for row in replayRow..<grid.rowOrigins.count {
+        for row in rows {
             for view in 0..<views {
                 for tile in viewTiles(row, view) {
                     let waited = ContinuousClock.now
                     let item = reader.next()
-                    phases.readWait += (ContinuousClock.now - waited).seconds
+                    run.readWait += (ContinuousClock.now - waited).seconds
                     precondition(item.tile == tile, "reader out of order")
                     let (pixels, valid) = try item.result.get()
-                    counts.done += 1
+                    run.done += 1
                     defer {
-                        progress(RunProgress(input: input, windowsDone: counts.done, windowsTotal: total,
+                        progress(RunProgress(input: input, windowsDone: run.done, windowsTotal: run.total,
                                              elapsedSeconds: (ContinuousClock.now - start).seconds))
                     }
                     guard valid.contains(1) else {  // nothing to see here: no inference
-                        counts.skipped += 1
+                        run.skipped += 1
                         continue
                     }
                     let network = makeInput(pixels, height: tile.height, width: tile.width)
                     let t0 = ContinuousClock.now
                     let logits = view == 0 ? try loaded.model.logits(network) : try loaded.model.flippedLogits(network)
-                    modelSeconds += (ContinuousClock.now - t0).seconds
-                    counts.run += 1
+                    run.modelSeconds += (ContinuousClock.now - t0).seconds
+                    run.windows += 1
                     let t1 = ContinuousClock.now
                     logits.data.withUnsafeBufferPointer { l in
                         valid.withUnsafeBufferPointer { v in stitchers[view].add(tile, logits: l, validity: v) }
                     }
-                    phases.stitch += (ContinuousClock.now - t1).seconds
+                    run.stitch += (ContinuousClock.now - t1).seconds
                 }
             }
             let t2 = ContinuousClock.now
             let finished = stitchers.map { $0.finishGridRow(row) }
             if row >= resumeRow, !finished[0].rows.isEmpty {
-                try writeBand(finished, gridRow: row, transform: transform, crs: crs, work: work)
+                try writeBand(finished, piece: blocks.piece(block, gridRow: row), x: block.x, transform: transform,
+                              crs: crs, work: work)
             }
-            phases.bands += (ContinuousClock.now - t2).seconds
+            run.bands += (ContinuousClock.now - t2).seconds
             if isCancelled() { throw CancellationError() }
         }
+    }
 
-        let t3 = ContinuousClock.now
-        let outputs = try finishOutputs(grid: grid, input: input, names: names, output: output, work: work)
-        var result = RunResult(input: input, outputs: outputs, windowsRun: counts.run,
-                               windowsSkipped: counts.skipped, resumedGridRows: resumeRow,
-                               seconds: (ContinuousClock.now - start).seconds, modelSeconds: modelSeconds)
-        result.phaseSeconds = [("read wait", phases.readWait), ("stitch", phases.stitch), ("bands", phases.bands),
-                               ("assemble", (ContinuousClock.now - t3).seconds)]
-        result.notices = notices
-        return result
+    /// Whether a sharded job's outputs are in place (its work folder keeps only the marker).
+    private func isAssembled(_ work: WorkFolder, names: RunOutputNames) -> Bool {
+        FileManager.default.fileExists(atPath: work.assembledMarker.path)
+            && FileManager.default.fileExists(atPath: (options.outputDirectory as NSString)
+                .appendingPathComponent(names.labels))
     }
 
     /// The 12-view TTA path: one band covering the whole image (not resumable mid-image).
     private func runMultiScale(_ ds: Dataset, input: String, bands: [Int], transform: GeoTransform,
                                crs: SpatialReference, names: RunOutputNames,
-                               output: StagedOutput, work: WorkFolder, start: ContinuousClock.Instant,
+                               work: WorkFolder, start: ContinuousClock.Instant,
                                progress: (RunProgress) -> Void) throws -> RunResult {
         let side = max(ds.width, ds.height, 32)
         let grid = try WindowGrid(imageWidth: ds.width, imageHeight: ds.height, crop: side, stride: side)
@@ -210,22 +299,23 @@ public final class SegmentationJob {
         if completed == 0 {
             let band = try multiScaleFlip(ds, input: input, bands: bands, progress: progress, counts: &counts,
                                           modelSeconds: &modelSeconds)
-            try writeBand([band], gridRow: 0, transform: transform, crs: crs, work: work,
+            try writeBand([band], piece: 0, x: 0, transform: transform, crs: crs, work: work,
                           rereadValidity: (ds, bands))
         }
-        let outputs = try finishOutputs(grid: grid, input: input, names: names, output: output, work: work)
+        let outputs = try finishOutputs(pieces: work.bandFiles(grid), input: input, names: names, work: work)
         var result = RunResult(input: input, outputs: outputs, windowsRun: counts.run, windowsSkipped: 0,
-                               resumedGridRows: completed, seconds: (ContinuousClock.now - start).seconds,
+                               resumedBands: completed, seconds: (ContinuousClock.now - start).seconds,
                                modelSeconds: modelSeconds)
         result.notices = damage.map { [$0] } ?? []
         return result
     }
 
-    /// Mosaics the bands into COGs, then the preview, all staged; moves them into place; drops the work folder.
-    private func finishOutputs(grid: WindowGrid, input: String,
-                               names: RunOutputNames,
-                               output: StagedOutput, work: WorkFolder) throws -> [String] {
-        let pieces = work.bandFiles(grid)
+    /// Mosaics the pieces (row bands of blocks, georeferenced: GDAL's VRT places them) into COGs,
+    /// then the preview, all staged; moves them into place; drops the work folder (a sharded job's
+    /// keeps its `assembled` marker).
+    private func finishOutputs(pieces: (labels: [String], confidence: [String]), input: String,
+                               names: RunOutputNames, work: WorkFolder) throws -> [String] {
+        let output = try StagedOutput(directory: options.outputDirectory)
         let provenance = ["AERIALSEG_WEIGHTS": loaded.weightsMetadata]
         let style = BandStyle(noDataValue: 255, colorTable: loaded.palette.map { RGBA(UInt8($0[0]), UInt8($0[1]), UInt8($0[2])) },
                               categoryNames: loaded.classes, description: "class", metadata: provenance)
@@ -252,7 +342,7 @@ public final class SegmentationJob {
             primaries.append(vectors)
         }
         try output.commit(primaries: primaries)
-        work.remove()
+        if options.sharded { try work.keepOnlyAssembledMarker() } else { work.remove() }
         return primaries.map(output.finalPath)
     }
 
@@ -274,14 +364,14 @@ public final class SegmentationJob {
     /// Invalid input pixels (nodata, alpha, mask) get label 255 and confidence 0: the streamed path
     /// hands the validity of its windows to the stitcher; a band built otherwise (multi-scale TTA) has
     /// its validity read again from `rereadValidity`.
-    private func writeBand(_ views: [StitchedBand], gridRow: Int, transform: GeoTransform, crs: SpatialReference,
+    private func writeBand(_ views: [StitchedBand], piece: Int, x: Int, transform: GeoTransform, crs: SpatialReference,
                            work: WorkFolder, rereadValidity: (Dataset, [Int])? = nil) throws {
         var (labels, confidence) = mergeViews(views)
         let band = views[0]
         if let (dataset, bands) = rereadValidity {
             try maskInvalid(band, dataset: dataset, bands: bands, labels: &labels, confidence: &confidence)
         }
-        let region = PixelWindow(x: 0, y: band.rows.lowerBound, width: band.width, height: band.rows.count)
+        let region = PixelWindow(x: x, y: band.rows.lowerBound, width: band.width, height: band.rows.count)
         var spec = RasterSpec(width: band.width, height: band.rows.count)
         // Row bands are read back once, by the COG assembly: fast ZSTD, not the final DEFLATE.
         spec.compression = .zstd
@@ -290,7 +380,7 @@ public final class SegmentationJob {
         spec.crsWKT = crs.wkt
         spec.noDataValue = 255
         let whole = PixelWindow(x: 0, y: 0, width: band.width, height: band.rows.count)
-        var files = [WorkFolder.bandFile(gridRow, "labels")]
+        var files = [WorkFolder.bandFile(piece, "labels")]
         try work.write(files[0]) { path in
             let writer = try RasterWriter(path: path, spec: spec)
             try labels.withUnsafeBufferPointer { try writer.write(whole, bytes: $0) }
@@ -301,14 +391,14 @@ public final class SegmentationJob {
             confSpec.noDataValue = nil
             confSpec.dataType = options.confidence == .float32 ? .float32 : .byte
             let values = options.confidence == .float32 ? confidence : confidence.map { ($0 * 255).rounded() }
-            files.append(WorkFolder.bandFile(gridRow, "confidence"))
+            files.append(WorkFolder.bandFile(piece, "confidence"))
             try work.write(files[1]) { path in
                 let writer = try RasterWriter(path: path, spec: confSpec)
                 try values.withUnsafeBufferPointer { try writer.write(whole, values: $0) }
                 try writer.close()
             }
         }
-        try work.markDone(WorkFolder.band(gridRow), files: files)
+        try work.markDone(WorkFolder.band(piece), files: files)
     }
 
     /// Label 255 and confidence 0 where the input pixels of `band`'s rows are invalid, read from the raster.

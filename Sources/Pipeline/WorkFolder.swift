@@ -78,7 +78,8 @@ final class WorkFolder {
 
     /// Writes file `name` of a piece through `body` (given a temporary path), then renames it into place.
     func write(_ name: String, _ body: (String) throws -> Void) throws {
-        let temporary = url.appendingPathComponent("tmp-" + name).path
+        // Unique per process and host: two copies of a shard may write the same piece at once.
+        let temporary = url.appendingPathComponent("tmp-\(WorkFolder.processTag)-" + name).path
         try body(temporary)
         let final = url.appendingPathComponent(name).path
         guard rename(temporary, final) == 0 else {
@@ -89,7 +90,7 @@ final class WorkFolder {
     /// Marks `piece` complete once its `files` are in place, recording their sizes and digests.
     func markDone(_ piece: String, files: [String]) throws {
         let done = marker(piece).path
-        let temporary = done + ".tmp"
+        let temporary = done + ".\(WorkFolder.processTag).tmp"
         let encoder = JSONEncoder()
         encoder.outputFormatting = .sortedKeys
         let contents = try encoder.encode(try PieceMarker.record(files, in: url))
@@ -140,4 +141,10 @@ extension WorkFolder {
         return (rows.map { url.appendingPathComponent(Self.bandFile($0, "labels")).path },
                 rows.map { url.appendingPathComponent(Self.bandFile($0, "confidence")).path })
     }
+
+    /// Whether piece number `piece` (a row band of a block, `BlockGrid.piece`) is done and intact.
+    func isDone(piece: Int) -> Bool { state(of: Self.band(piece)) == .done }
+
+    /// Path of a piece's file of `kind` ("labels", "confidence").
+    func file(piece: Int, kind: String) -> String { url.appendingPathComponent(Self.bandFile(piece, kind)).path }
 }

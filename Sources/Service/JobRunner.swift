@@ -217,7 +217,7 @@ actor JobRunner: Service {
                 $0.outputs = outputs
                 $0.seconds = result.seconds
                 $0.modelSeconds = result.modelSeconds
-                $0.resumedBands = result.resumedGridRows
+                $0.resumedBands = result.resumedBands
                 $0.windowsDone = snapshot.windowsTotal
                 $0.windowsTotal = snapshot.windowsTotal
             }

@@ -1,6 +1,8 @@
-/// Blends window logits into whole-image results row band by row band, holding only the rows that
-/// can still receive windows (about width × (crop + stride) × classes floats), whatever the image size.
+/// Blends window logits into results row band by row band, holding only the rows that can still
+/// receive windows (about width × (crop + stride) × classes floats), whatever the image's height.
 ///
+/// A stitcher covers the whole image or one `Block` (then only the block's columns are held, and
+/// windows are clipped to it: memory is bounded by the block's width, not the image's).
 /// Add every window of grid row r (`add`), then call `finishGridRow(r)`: the image rows no later
 /// window touches are divided by their accumulated weight, returned, and freed.
 /// Rows no window covered (all windows skipped, e.g. nodata) come out with weight 0.
@@ -8,11 +10,14 @@ public final class StreamingStitcher {
     public let grid: WindowGrid
     public let classes: Int
     public let blend: Blend
-    /// Accumulated weight × logits for image rows `firstRow...`, each (classes, width) row-major.
+    /// Image columns and rows this stitcher blends (the whole image, or a block).
+    public let columns: Range<Int>
+    public let rows: Range<Int>
+    /// Accumulated weight × logits for image rows `firstRow...`, each (classes, columns.count) row-major.
     private var sums: [[Float]] = []
-    /// Accumulated weights for the same rows, each (width).
+    /// Accumulated weights for the same rows, each (columns.count).
     private var weights: [[Float]] = []
-    /// Per row (width): 1 where the input pixel is valid (from `add`'s validity), else 0.
+    /// Per row (columns.count): 1 where the input pixel is valid (from `add`'s validity), else 0.
     private var validity: [[UInt8]] = []
     private var firstRow = 0
     private var finishedGridRows = 0
@@ -30,18 +35,37 @@ public final class StreamingStitcher {
         return w
     }
 
-    /// A stitcher whose grid rows before `startGridRow` are already done (resuming a job): it
-    /// accepts windows from `startGridRow` on, and the image rows above `grid.rowOrigins[startGridRow]`
-    /// are considered final. To rebuild the rows still open at the restart point, start from
-    /// `grid.replayStart(forResumingAt:)` and discard the bands finished before the resume row.
-    public init(grid: WindowGrid, classes: Int, blend: Blend, startGridRow: Int = 0) {
+    /// A whole-image stitcher whose grid rows before `startGridRow` are already done (resuming a
+    /// job): it accepts windows from `startGridRow` on, and the image rows above
+    /// `grid.rowOrigins[startGridRow]` are considered final. To rebuild the rows still open at the
+    /// restart point, start from `grid.replayStart(forResumingAt:)` and discard the bands finished
+    /// before the resume row.
+    public convenience init(grid: WindowGrid, classes: Int, blend: Blend, startGridRow: Int = 0) {
+        self.init(grid: grid, classes: classes, blend: blend, columns: 0..<grid.imageWidth,
+                  rows: 0..<grid.imageHeight, startGridRow: startGridRow)
+    }
+
+    /// A stitcher of `block` only, accepting windows from grid row `startGridRow` on (default: the
+    /// block's first; a later one resumes like the whole-image stitcher, from `replayStart`).
+    public convenience init(grid: WindowGrid, classes: Int, blend: Blend, block: Block, startGridRow: Int? = nil) {
+        self.init(grid: grid, classes: classes, blend: blend, columns: block.columns, rows: block.rows,
+                  startGridRow: startGridRow ?? block.gridRows.lowerBound)
+    }
+
+    private init(grid: WindowGrid, classes: Int, blend: Blend, columns: Range<Int>, rows: Range<Int>,
+                 startGridRow: Int) {
         precondition(classes > 0)
         precondition(startGridRow >= 0 && startGridRow <= grid.rowOrigins.count)
+        precondition(columns.lowerBound >= 0 && columns.upperBound <= grid.imageWidth && !columns.isEmpty)
+        precondition(rows.lowerBound >= 0 && rows.upperBound <= grid.imageHeight && !rows.isEmpty)
         self.grid = grid
         self.classes = classes
         self.blend = blend
+        self.columns = columns
+        self.rows = rows
         finishedGridRows = startGridRow
-        firstRow = startGridRow == 0 ? 0 : grid.rowOrigins[min(startGridRow, grid.rowOrigins.count - 1)]
+        let top = startGridRow == 0 ? 0 : grid.rowOrigins[min(startGridRow, grid.rowOrigins.count - 1)]
+        firstRow = max(rows.lowerBound, top)
     }
 
     /// Rows currently held (for memory accounting).
@@ -54,32 +78,37 @@ public final class StreamingStitcher {
         precondition(logits.count >= classes * tile.width * tile.height, "logits too small for \(tile)")
         precondition(valid == nil || valid!.count >= tile.width * tile.height, "validity too small for \(tile)")
         precondition(tile.gridRow == finishedGridRows, "windows must arrive grid row by grid row")
-        precondition(tile.y >= firstRow, "\(tile) reaches rows already finished")
-        let width = grid.imageWidth
-        while firstRow + sums.count < tile.y + tile.height { appendRow() }
+        // The part of the window inside this stitcher's columns and rows, in window coordinates.
+        let left = max(tile.x, columns.lowerBound) - tile.x, right = min(tile.x + tile.width, columns.upperBound) - tile.x
+        let top = max(tile.y, rows.lowerBound) - tile.y, bottom = min(tile.y + tile.height, rows.upperBound) - tile.y
+        guard left < right, top < bottom else { return }
+        precondition(tile.y + top >= firstRow, "\(tile) reaches rows already finished")
+        let width = columns.count
+        while firstRow + sums.count < tile.y + bottom { appendRow() }
         let plane = tile.width * tile.height
+        let offset = tile.x - columns.lowerBound  // column of the window's left edge in a held row
         blendWeights(tile).withUnsafeBufferPointer { w in
-            for r in 0..<tile.height {
+            for r in top..<bottom {
                 let row = tile.y + r - firstRow
                 let wr = w.baseAddress! + r * tile.width
                 sums[row].withUnsafeMutableBufferPointer { sum in
                     for c in 0..<classes {
                         let src = logits.baseAddress! + c * plane + r * tile.width
-                        let dst = sum.baseAddress! + c * width + tile.x
-                        for i in 0..<tile.width { dst[i] += wr[i] * src[i] }
+                        let dst = sum.baseAddress! + c * width + offset
+                        for i in left..<right { dst[i] += wr[i] * src[i] }
                     }
                 }
                 weights[row].withUnsafeMutableBufferPointer { acc in
-                    let dst = acc.baseAddress! + tile.x
-                    for i in 0..<tile.width { dst[i] += wr[i] }
+                    let dst = acc.baseAddress! + offset
+                    for i in left..<right { dst[i] += wr[i] }
                 }
                 validity[row].withUnsafeMutableBufferPointer { v in
-                    let dst = v.baseAddress! + tile.x
+                    let dst = v.baseAddress! + offset
                     if let valid {
                         let src = valid.baseAddress! + r * tile.width
-                        for i in 0..<tile.width { dst[i] = src[i] != 0 ? 1 : 0 }
+                        for i in left..<right { dst[i] = src[i] != 0 ? 1 : 0 }
                     } else {
-                        for i in 0..<tile.width { dst[i] = 1 }
+                        for i in left..<right { dst[i] = 1 }
                     }
                 }
             }
@@ -87,17 +116,19 @@ public final class StreamingStitcher {
     }
 
     private func appendRow() {
-        sums.append([Float](repeating: 0, count: classes * grid.imageWidth))
-        weights.append([Float](repeating: 0, count: grid.imageWidth))
-        validity.append([UInt8](repeating: 0, count: grid.imageWidth))
+        sums.append([Float](repeating: 0, count: classes * columns.count))
+        weights.append([Float](repeating: 0, count: columns.count))
+        validity.append([UInt8](repeating: 0, count: columns.count))
     }
 
     /// Completes grid row `row` (rows must be finished in order) and returns the image rows that are final.
     public func finishGridRow(_ row: Int) -> StitchedBand {
         precondition(row == finishedGridRows, "grid rows must be finished in order")
         finishedGridRows += 1
-        let range = grid.finishedRows(afterGridRow: row)
-        let width = grid.imageWidth
+        let all = grid.finishedRows(afterGridRow: row)
+        let start = max(all.lowerBound, firstRow), end = min(all.upperBound, rows.upperBound)
+        let range = start..<max(start, end)
+        let width = columns.count
         while firstRow + sums.count < range.upperBound { appendRow() }  // rows no window reached
         // The finished rows move into the band as they are (no copy); division happens on access.
         let drop = range.upperBound - firstRow

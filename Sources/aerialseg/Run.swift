@@ -13,7 +13,10 @@ struct Run: AsyncParsableCommand {
             mmengine checkpoint (iter_N.pth) is run from the config and dataset classes it carries. \
             Each input is independent: one failing does not stop the others. Exit code 0 when all \
             succeeded, 1 when some inputs failed, 2 for a usage or configuration error. An interrupted \
-            run resumes where it stopped when the same command is run again.
+            run resumes where it stopped when the same command is run again. Each input is cut into \
+            blocks (sized from --memory-mb, or --block-size); --shard I/N runs one of N processes \
+            sharing the job and the output folder (0-based; auto: from Slurm's or Kubernetes' \
+            environment); the process that finishes the last block assembles the outputs.
             """)
 
     @Argument(help: "A pipeline file (Pipelines/*.yaml); optional with an mmengine --checkpoint.")
@@ -61,6 +64,18 @@ struct Run: AsyncParsableCommand {
     @Flag(help: "No progress output.")
     var quiet = false
 
+    @Option(name: .customLong("memory-mb"), help: "Memory for one block's work in MiB; a quarter of it sets the block width.")
+    var memoryMB = 1024
+
+    @Option(name: .customLong("block-size"), help: "Fixed block size WIDTHxHEIGHT (or N) instead of the automatic one.")
+    var blockSize: String?
+
+    @Option(help: "Run shard I of N (0-based, e.g. 0/4), or auto: SLURM_ARRAY_TASK_ID/COUNT or JOB_COMPLETION_INDEX + AERIALSEG_SHARD_COUNT.")
+    var shard: String?
+
+    @Flag(help: "Compute nothing: assemble the outputs from the finished blocks (error if some are missing).")
+    var assembleOnly = false
+
     func validate() throws {
         if Blend(rawValue: blend ?? "mean") == nil { throw ValidationError("--blend must be mean or hann") }
         if TTAMode(rawValue: tta) == nil { throw ValidationError("--tta must be none, flip or ms-flip") }
@@ -73,12 +88,19 @@ struct Run: AsyncParsableCommand {
             throw ValidationError("give a pipeline file, or an mmengine checkpoint with --checkpoint")
         }
         if randomWeights && checkpoint != nil { throw ValidationError("--checkpoint and --random-weights exclude each other") }
+        if memoryMB < 16 { throw ValidationError("--memory-mb must be at least 16") }
+        if tta == TTAMode.msFlip.rawValue && (shard != nil || assembleOnly) {
+            throw ValidationError("--tta ms-flip holds the whole image as one piece: run it without --shard or --assemble-only")
+        }
+        if shard != nil && assembleOnly { throw ValidationError("--assemble-only runs alone, without --shard") }
     }
 
     func run() async throws {
         let job: SegmentationJob
         let inputs: [String]
+        let shard: Shard?
         do {
+            shard = try self.shard.map { try Shard(parsing: $0, environment: ProcessInfo.processInfo.environment) }
             try StagedOutput.checkDirectory(output)  // an unusable output folder is a usage error (exit 2)
             var options = if let pipeline {
                 RunOptions(pipeline: try PipelineConfig.load(path: pipeline), outputDirectory: output)
@@ -96,6 +118,9 @@ struct Run: AsyncParsableCommand {
             options.preview = preview
             options.backend = backend
             options.threads = threads
+            options.memoryMB = memoryMB
+            options.blockSize = try blockSize.map(BlockSize.init(parsing:))
+            options.sharded = shard != nil || assembleOnly
             inputs = try InputExpansion.expand(input)
             job = try options.pipeline.namingModelErrors { try SegmentationJob(options: options) }
             try job.checkModelMemory()
@@ -115,28 +140,51 @@ struct Run: AsyncParsableCommand {
                 return false
             }
         }
-        for path in ready {
+        // A shard's blocks: all blocks of all inputs, numbered in input order then row-major.
+        var plan: [[Int]?] = ready.map { _ in nil }
+        if let shard {
+            do {
+                plan = shard.blocks(ofInputs: try ready.map { try job.blocks(of: $0).count })
+            } catch {
+                throw fail(error)
+            }
+            let mine = plan.reduce(0) { $0 + ($1?.count ?? 0) }
+            if !quiet { printError("aerialseg: shard \(shard): \(mine) blocks of \(ready.count) input(s)") }
+        }
+        // Test hook: pause after the N-th row band of this process (over all inputs and blocks).
+        let outputURL = URL(fileURLWithPath: output)
+        let pause = PauseHook.fromEnvironment(pausedFile: outputURL.appendingPathComponent(".aerialseg-test-paused"),
+                                              continueFile: outputURL.appendingPathComponent(".aerialseg-test-continue"))
+        var bandsDone = 0
+        for (path, blocks) in zip(ready, plan) {
             let reporter = ProgressReporter(enabled: !quiet)
             do {
-                let output = URL(fileURLWithPath: self.output)
-                let hook = PauseHook.fromEnvironment(
-                    pausedFile: output.appendingPathComponent(".aerialseg-test-paused"),
-                    continueFile: output.appendingPathComponent(".aerialseg-test-continue"))
-                var bands = 0
-                let result = try job.run(input: path, progress: { reporter.update($0) }, isCancelled: {
-                    bands += 1
-                    hook?.bandFinished(bands)
-                    return false
-                })
+                let result = try job.run(input: path, blocks: blocks, assembleOnly: assembleOnly,
+                                         progress: { reporter.update($0) }, isCancelled: {
+                                             bandsDone += 1
+                                             pause?.bandFinished(bandsDone)
+                                             return false
+                                         })
                 reporter.finish()
-                let resumed = result.resumedGridRows > 0 ? ", resumed after \(result.resumedGridRows) row bands" : ""
+                let resumed = result.resumedBands > 0 ? ", resumed after \(result.resumedBands) row bands" : ""
                 let phases = result.phaseSeconds.map { String(format: "%@ %.1f s", $0.name, $0.seconds) }
                 let rest = phases.isEmpty ? "" : " (" + phases.joined(separator: ", ") + ")"
                 print(String(format: "%@: %d windows (%d skipped, no valid pixels) in %.1f s, model %.1f s%@%@",
                              path, result.windowsRun, result.windowsSkipped, result.seconds, result.modelSeconds, rest,
                              resumed))
+                if let b = result.blocks {
+                    print(String(format: "  blocks: %d of %d × %d pixels, %d computed by this run; recompute overhead "
+                                 + "%.1f %% (%d windows in blocks for %d in the grid)", b.count, b.blockWidth,
+                                 b.blockHeight, b.run, 100 * b.recomputeOverhead, b.windowsInBlocks, b.windowsInGrid))
+                }
                 if !quiet { result.notices.forEach { printError("aerialseg: note: \($0)") } }
-                result.outputs.forEach { print("  \($0)") }
+                switch result.assembly {
+                case .assembled: result.outputs.forEach { print("  \($0)") }
+                case .alreadyAssembled: print("  assembly: already done (outputs in place)")
+                case .waiting(let missing, let total):
+                    print("  assembly: left to the shard that finishes the last block (\(missing) of \(total) blocks not done)")
+                case .claimedBy(let owner): print("  assembly: being done by \(owner)")
+                }
             } catch {
                 reporter.finish()
                 printErrorLine(error)

@@ -81,7 +81,7 @@ import TestSupport
         try FileManager.default.removeItem(atPath: shp)
         // Second run: resumes with the labels done, and still writes the vectors.
         let result = try job.run(input: input)
-        #expect(result.resumedGridRows > 0 && result.windowsRun == 0, "resumed without inference")
+        #expect(result.resumedBands > 0 && result.windowsRun == 0, "resumed without inference")
         #expect(result.outputs.contains(shp))
         for ext in ["shx", "dbf", "prj", "cpg"] {
             #expect(FileManager.default.fileExists(atPath: "\(out)/rgb1.vectors.\(ext)"), "\(ext)")

@@ -1,0 +1,112 @@
+import Foundation
+import GeoIO
+import Limits
+import Tiling
+
+/// A block size given by the user (`--block-size 4096x16384`, or `4096` for a square): tests,
+/// benchmarks and many-shard jobs on small inputs. Without it the size comes from `--memory-mb`.
+public struct BlockSize: Sendable, Equatable, CustomStringConvertible {
+    public let width: Int
+    public let height: Int
+
+    /// Throws unless both sides are positive.
+    public init(width: Int, height: Int) throws {
+        guard width > 0, height > 0 else {
+            throw PipelineError(path: "--block-size", reason: "\(width)x\(height) is not a positive size",
+                                hint: "give WIDTHxHEIGHT in pixels, e.g. 4096x16384, or one number for a square")
+        }
+        self.width = width
+        self.height = height
+    }
+
+    /// `WxH` or `N`.
+    public init(parsing text: String) throws {
+        let parts = text.lowercased().split(separator: "x", omittingEmptySubsequences: false).map { Int($0) }
+        guard (parts.count == 1 || parts.count == 2), let w = parts[0], let h = parts.last ?? nil else {
+            throw PipelineError(path: "--block-size", reason: "'\(text)' is not a size",
+                                hint: "give WIDTHxHEIGHT in pixels, e.g. 4096x16384, or one number for a square")
+        }
+        try self.init(width: w, height: h)
+    }
+
+    public var description: String { "\(width)x\(height)" }
+}
+
+extension RunOptions {
+    /// The share of `memoryMB` the stitchers of one block may hold: a quarter, leaving the rest to the
+    /// model and its buffers (≈ 100–600 MiB for the pipelines in Pipelines/), GDAL's block cache and
+    /// the COG assembly.
+    public var stitcherBytes: Int { MemoryBudget.product(memoryMB, 1 << 20) / 4 }
+}
+
+extension SegmentationJob {
+    /// The blocks an image of `grid` is cut into: `--block-size` when given, else the widest blocks
+    /// (a multiple of the stride) whose stitchers fit `options.stitcherBytes`, four times as tall.
+    public func blocks(_ grid: WindowGrid) throws -> BlockGrid {
+        do {
+            if let size = options.blockSize {
+                return try BlockGrid(windows: grid, blockWidth: size.width, blockHeight: size.height)
+            }
+            return try BlockGrid(windows: grid, classes: loaded.model.numClasses, views: views,
+                                 stitcherBytes: options.stitcherBytes)
+        } catch let error as TilingError {
+            throw PipelineError(path: "--block-size", reason: error.message, hint: error.hint)
+        }
+    }
+
+    /// The blocks of `input` (opens it to read its size).
+    public func blocks(of input: String) throws -> BlockGrid {
+        let ds = try Dataset(path: input)
+        if options.tta == .msFlip {  // one window of the whole image, one block
+            let side = max(ds.width, ds.height, 32)
+            let grid = try WindowGrid(imageWidth: ds.width, imageHeight: ds.height, crop: side, stride: side)
+            return try BlockGrid(windows: grid, blockWidth: ds.width, blockHeight: ds.height)
+        }
+        return try blocks(WindowGrid(imageWidth: ds.width, imageHeight: ds.height, crop: options.resolvedCrop,
+                                     stride: options.resolvedStride))
+    }
+
+    /// Views of each window: 2 with flip TTA.
+    var views: Int { options.tta == .flip ? 2 : 1 }
+}
+
+extension BlockGrid {
+    /// The work-folder piece holding the rows of `block` finished by grid row `row`: numbered so that a
+    /// single whole-image block numbers its pieces by grid row, as row bands always were.
+    func piece(_ block: Block, gridRow row: Int) -> Int { block.index * windows.rowOrigins.count + row }
+
+    /// The grid rows of `block` that finish some of its rows (each one piece in the work folder).
+    func pieceRows(_ block: Block) -> [Int] { block.gridRows.filter { !finishedRows(of: block, afterGridRow: $0).isEmpty } }
+
+    /// Short tag of the layout for the work folder's name: a different block size is a different job.
+    var tag: String { "b\(blockWidth)x\(blockHeight)" }
+}
+
+extension WorkFolder {
+    /// Whether every piece of `block` is done.
+    func isDone(_ block: Block, of blocks: BlockGrid) -> Bool {
+        blocks.pieceRows(block).allSatisfy { isDone(piece: blocks.piece(block, gridRow: $0)) }
+    }
+
+    /// The files of every block's pieces, in block then row order (labels, confidence).
+    func pieceFiles(_ blocks: BlockGrid) -> (labels: [String], confidence: [String]) {
+        let pieces = blocks.blocks.flatMap { b in blocks.pieceRows(b).map { blocks.piece(b, gridRow: $0) } }
+        return (pieces.map { file(piece: $0, kind: "labels") }, pieces.map { file(piece: $0, kind: "confidence") })
+    }
+
+    /// Marker left in the work folder of a sharded job once its outputs are in place, so that a shard
+    /// run again (or late) does nothing.
+    var assembledMarker: URL { url.appendingPathComponent("assembled") }
+
+    /// After a sharded job's assembly: everything but the marker goes.
+    func keepOnlyAssembledMarker() throws {
+        let temporary = assembledMarker.path + ".\(WorkFolder.processTag).tmp"
+        guard FileManager.default.createFile(atPath: temporary, contents: Data()),
+              rename(temporary, assembledMarker.path) == 0 else {
+            throw GeoIOError(.writeFailed, path: assembledMarker.path, message: "cannot record the assembly",
+                             hint: "check the disk")
+        }
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: url.path)) ?? []
+        for name in names where name != "assembled" { try? FileManager.default.removeItem(at: url.appendingPathComponent(name)) }
+    }
+}

@@ -23,9 +23,10 @@ struct AssemblyClaim {
         let owner = WorkFolder.processTag
         let unique = path + ".\(owner).tmp"
         defer { unlink(unique) }
-        guard FileManager.default.createFile(atPath: unique, contents: Data("\(WorkFolder.hostName) \(getpid())\n".utf8))
-        else {
-            throw GeoIOError(.writeFailed, path: path, message: "cannot create the assembly claim", hint: "check the disk")
+        let holder = Data("\(WorkFolder.hostName) \(getpid())\n".utf8)
+        guard FileManager.default.createFile(atPath: unique, contents: holder) else {
+            throw GeoIOError(.writeFailed, path: path, message: "cannot create the assembly claim",
+                             hint: "check the disk")
         }
         for attempt in 0..<2 {
             _ = link(unique, path)

@@ -76,7 +76,9 @@ extension BlockGrid {
     func piece(_ block: Block, gridRow row: Int) -> Int { block.index * windows.rowOrigins.count + row }
 
     /// The grid rows of `block` that finish some of its rows (each one piece in the work folder).
-    func pieceRows(_ block: Block) -> [Int] { block.gridRows.filter { !finishedRows(of: block, afterGridRow: $0).isEmpty } }
+    func pieceRows(_ block: Block) -> [Int] {
+        block.gridRows.filter { !finishedRows(of: block, afterGridRow: $0).isEmpty }
+    }
 
     /// Short tag of the layout for the work folder's name: a different block size is a different job.
     var tag: String { "b\(blockWidth)x\(blockHeight)" }
@@ -98,7 +100,9 @@ extension WorkFolder {
     /// run again (or late) does nothing.
     var assembledMarker: URL { url.appendingPathComponent("assembled") }
 
-    /// After a sharded job's assembly: everything but the marker goes.
+    /// After a sharded job's assembly: everything but the marker goes, the marker first, and the
+    /// assembly claim is left for its holder to release, so that a shard that gets the claim next sees
+    /// the marker.
     func keepOnlyAssembledMarker() throws {
         let temporary = assembledMarker.path + ".\(WorkFolder.processTag).tmp"
         guard FileManager.default.createFile(atPath: temporary, contents: Data()),
@@ -107,6 +111,8 @@ extension WorkFolder {
                              hint: "check the disk")
         }
         let names = (try? FileManager.default.contentsOfDirectory(atPath: url.path)) ?? []
-        for name in names where name != "assembled" { try? FileManager.default.removeItem(at: url.appendingPathComponent(name)) }
+        for name in names where name != "assembled" && name != "assembly.claim" {
+            try? FileManager.default.removeItem(at: url.appendingPathComponent(name))
+        }
     }
 }

@@ -39,8 +39,8 @@ extension SegmentationJob {
         let blocks = try self.blocks(grid)
         let bytes = BlockGrid.stitcherBytes(width: blocks.blockWidth, windows: grid, classes: loaded.model.numClasses,
                                             views: views)
-        try budget.check(bytes, for: "the open rows of a \(blocks.blockWidth)-pixel-wide block (\(grid.crop + grid.stride) "
-                         + "rows × \(loaded.model.numClasses) classes)", path: input,
+        try budget.check(bytes, for: "the open rows of a \(blocks.blockWidth)-pixel-wide block "
+                         + "(\(grid.crop + grid.stride) rows × \(loaded.model.numClasses) classes)", path: input,
                          hint: "use a narrower --block-size or a smaller --memory-mb")
     }
 

@@ -107,7 +107,8 @@ public final class SegmentationJob {
     /// `isCancelled` is asked after each row band (once the band is on disk): when it answers true the
     /// run throws `CancellationError`, leaving the work folder so that the same job run again resumes there.
     public func run(input: String, blocks selection: [Int]? = nil, assembleOnly: Bool = false,
-                    progress: (RunProgress) -> Void = { _ in }, isCancelled: () -> Bool = { false }) throws -> RunResult {
+                    progress: (RunProgress) -> Void = { _ in },
+                    isCancelled: () -> Bool = { false }) throws -> RunResult {
         let start = ContinuousClock.now
         let (ds, transform, crs) = try open(input)
         let bands = options.resolvedBands
@@ -177,8 +178,12 @@ public final class SegmentationJob {
                 result.assembly = .claimedBy(owner)
             case .acquired(let claim):
                 defer { claim.release() }
-                let pieces = work.pieceFiles(blocks)
-                result.outputs = try finishOutputs(pieces: pieces, input: input, names: names, work: work)
+                if options.sharded, isAssembled(work, names: names) {  // another shard finished it meanwhile
+                    result.assembly = .alreadyAssembled
+                } else {
+                    result.outputs = try finishOutputs(pieces: work.pieceFiles(blocks), input: input, names: names,
+                                                       work: work)
+                }
             }
         }
         result.seconds = (ContinuousClock.now - start).seconds

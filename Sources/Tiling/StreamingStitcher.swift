@@ -79,8 +79,10 @@ public final class StreamingStitcher {
         precondition(valid == nil || valid!.count >= tile.width * tile.height, "validity too small for \(tile)")
         precondition(tile.gridRow == finishedGridRows, "windows must arrive grid row by grid row")
         // The part of the window inside this stitcher's columns and rows, in window coordinates.
-        let left = max(tile.x, columns.lowerBound) - tile.x, right = min(tile.x + tile.width, columns.upperBound) - tile.x
-        let top = max(tile.y, rows.lowerBound) - tile.y, bottom = min(tile.y + tile.height, rows.upperBound) - tile.y
+        let left = max(tile.x, columns.lowerBound) - tile.x
+        let right = min(tile.x + tile.width, columns.upperBound) - tile.x
+        let top = max(tile.y, rows.lowerBound) - tile.y
+        let bottom = min(tile.y + tile.height, rows.upperBound) - tile.y
         guard left < right, top < bottom else { return }
         precondition(tile.y + top >= firstRow, "\(tile) reaches rows already finished")
         let width = columns.count

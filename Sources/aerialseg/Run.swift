@@ -64,13 +64,17 @@ struct Run: AsyncParsableCommand {
     @Flag(help: "No progress output.")
     var quiet = false
 
-    @Option(name: .customLong("memory-mb"), help: "Memory for one block's work in MiB; a quarter of it sets the block width.")
+    @Option(name: .customLong("memory-mb"),
+            help: "Memory for one block's work in MiB; a quarter of it sets the block width.")
     var memoryMB = 1024
 
     @Option(name: .customLong("block-size"), help: "Fixed block size WIDTHxHEIGHT (or N) instead of the automatic one.")
     var blockSize: String?
 
-    @Option(help: "Run shard I of N (0-based, e.g. 0/4), or auto: SLURM_ARRAY_TASK_ID/COUNT or JOB_COMPLETION_INDEX + AERIALSEG_SHARD_COUNT.")
+    @Option(help: """
+        Run shard I of N (0-based, e.g. 0/4), or auto: SLURM_ARRAY_TASK_ID/COUNT or \
+        JOB_COMPLETION_INDEX + AERIALSEG_SHARD_COUNT.
+        """)
     var shard: String?
 
     @Flag(help: "Compute nothing: assemble the outputs from the finished blocks (error if some are missing).")
@@ -182,7 +186,8 @@ struct Run: AsyncParsableCommand {
                 case .assembled: result.outputs.forEach { print("  \($0)") }
                 case .alreadyAssembled: print("  assembly: already done (outputs in place)")
                 case .waiting(let missing, let total):
-                    print("  assembly: left to the shard that finishes the last block (\(missing) of \(total) blocks not done)")
+                    print("  assembly: left to the shard that finishes the last block "
+                          + "(\(missing) of \(total) blocks not done)")
                 case .claimedBy(let owner): print("  assembly: being done by \(owner)")
                 }
             } catch {

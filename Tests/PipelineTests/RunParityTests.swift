@@ -12,8 +12,8 @@ import Tiling
                               "fastfcn_jpu_aspp_r50_d32", "fastfcn_jpu_enc_r50_d32", "regseg_exp48_decoder26"]
 
     /// Runs `aerialseg run`'s job on the fixture image; returns (labels, confidence) read back.
-    func run(_ fixture: OracleFixture, case caseName: String, crop: Int, stride: Int, tta: TTAMode)
-        throws -> (labels: [Float], confidence: [Float], width: Int, height: Int)
+    func run(_ fixture: OracleFixture, case caseName: String, crop: Int, stride: Int, tta: TTAMode,
+             blockSize: BlockSize? = nil) throws -> (labels: [Float], confidence: [Float], width: Int, height: Int)
     {
         let dir = Fixtures.temporaryDirectory("aerialseg-parity")
         defer { try? FileManager.default.removeItem(at: dir) }
@@ -27,6 +27,7 @@ import Tiling
         options.confidence = .float32
         options.tta = tta
         options.preview = .none
+        options.blockSize = blockSize
         let job = try SegmentationJob(options: options)
         let result = try job.run(input: image)
         #expect(result.outputs.count == 2)
@@ -47,15 +48,23 @@ import Tiling
         #expect(worst <= 1e-4, "max |confidence - softmax max| = \(worst)")
     }
 
-    func slideParity(_ fixture: OracleFixture, _ caseName: String) throws {
+    func slideParity(_ fixture: OracleFixture, _ caseName: String, blockSize: BlockSize? = nil) throws {
         let classes = try #require((fixture.json["num_classes"] as? Int))
-        let got = try run(fixture, case: caseName, crop: 48, stride: 32, tta: .none)
+        let got = try run(fixture, case: caseName, crop: 48, stride: 32, tta: .none, blockSize: blockSize)
         compare((got.labels, got.confidence), expected: softmaxStats(try fixture.floats(caseName, "logits_slide"),
                                                                       classes: classes))
     }
 
     @Test func localFixtureSlideParity() throws {
         try slideParity(try OracleFixture(folder: Fixtures.local("mmseg/dlv3p_r18_d8_potsdam")), "64x64")
+    }
+
+    /// Mean blending keeps mmseg's slide parity when the image is cut into blocks, aligned to the
+    /// stride or not.
+    @Test(arguments: [(32, 32), (16, 64), (20, 13)])
+    func localFixtureSlideParityInBlocks(_ width: Int, _ height: Int) throws {
+        try slideParity(try OracleFixture(folder: Fixtures.local("mmseg/dlv3p_r18_d8_potsdam")), "64x64",
+                        blockSize: try BlockSize(width: width, height: height))
     }
 
     @Test(.enabled(if: Fixtures.hasShared("fixtures/mmseg"), "needs ../shared/fixtures/mmseg"), arguments: sharedNames, ["64x64", "96x80"])

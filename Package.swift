@@ -33,7 +33,7 @@ let package = Package(
         .target(
             name: "Service",
             dependencies: [
-                "Pipeline", "GeoIO", "Tiling",
+                "Pipeline", "GeoIO", "Tiling", "Limits",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdAuth", package: "hummingbird-auth"),
                 .product(name: "Prometheus", package: "swift-prometheus"),

@@ -15,18 +15,12 @@ extension SegmentationJob {
     /// What can be known about an input before any inference, checked for every input before the
     /// first window runs: it opens, has the bands read, is georeferenced on a north-up grid, its
     /// pixels can be read (a sample over the whole raster), and the stitcher's open rows for its
-    /// width fit the memory budget. Throws naming the input.
-    public func preflight(input: String, budget: MemoryBudget = .current) throws {
-        let ds = try Dataset(path: input)
-        let bands = options.resolvedBands
-        guard bands.allSatisfy({ $0 <= ds.bandCount }) else {
-            throw PipelineError(path: input, reason: "has \(ds.bandCount) band(s) but the pipeline reads bands \(bands)",
-                                hint: "choose three bands with --bands, e.g. --bands 1,1,1 for a single band")
-        }
-        guard ds.geoTransform != nil, ds.spatialReference != nil else {
-            throw PipelineError(path: input, reason: "has no georeferencing (geotransform and CRS)",
-                                hint: "outputs would not be placed on Earth; add it with gdal_translate -a_srs -a_ullr")
-        }
+    /// width fit the memory budget. Throws naming the input (`MemoryBudgetError` for the budget);
+    /// returns its size. `aerialseg run` calls it for every input, `aerialseg serve` for every
+    /// submitted raster before it answers.
+    @discardableResult
+    public func preflight(input: String, budget: MemoryBudget = .current) throws -> (width: Int, height: Int) {
+        let ds = try open(input).dataset
         try ds.requireNorthUpGrid()
         try ds.checkReadable()
         // The stitcher holds full-width rows for (crop + stride) rows: classes' sums and a weight per
@@ -37,6 +31,7 @@ extension SegmentationJob {
         try budget.check(bytes, for: "the open rows of a \(ds.width)-pixel-wide raster (\(rows) rows × "
                          + "\(loaded.model.numClasses) classes)", path: input,
                          hint: "cut it into narrower pieces, e.g. gdal_translate -srcwin, or use a smaller --crop")
+        return (ds.width, ds.height)
     }
 
     private var pipelinePath: String { options.pipeline.sourcePath ?? "the pipeline's tiling.crop" }

@@ -33,7 +33,7 @@ let package = Package(
         .target(
             name: "Service",
             dependencies: [
-                "Pipeline", "GeoIO", "Tiling",
+                "Pipeline", "GeoIO", "Tiling", "Limits",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdAuth", package: "hummingbird-auth"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -57,7 +57,10 @@ let package = Package(
         .testTarget(name: "TilingTests", dependencies: ["Tiling"]),
         .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "GeoIO", "SegCore", "Tiling", "Limits", "TestSupport"]),
         .testTarget(name: "CLITests", dependencies: ["aerialseg", "GeoIO", "TestSupport"]),
-        .testTarget(name: "ServiceTests", dependencies: ["aerialseg", "TestSupport", "Yams"]),
+        .testTarget(
+            name: "ServiceTests",
+            dependencies: ["aerialseg", "Service", "TestSupport", "Yams", .product(name: "Logging", package: "swift-log")]
+        ),
     ],
     swiftLanguageModes: [.v6]
 )

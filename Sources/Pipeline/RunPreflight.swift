@@ -16,24 +16,18 @@ extension SegmentationJob {
     /// What can be known about an input before any inference, checked for every input before the
     /// first window runs: it opens, has the bands read, is georeferenced on a north-up grid, its
     /// pixels can be read (a sample over the whole raster), and the stitcher's open rows for its
-    /// width fit the memory budget. Throws naming the input.
-    public func preflight(input: String, budget: MemoryBudget = .current) throws {
-        let ds = try Dataset(path: input)
-        let bands = options.resolvedBands
-        guard bands.allSatisfy({ $0 <= ds.bandCount }) else {
-            throw PipelineError(path: input, reason: "has \(ds.bandCount) band(s) but the pipeline reads bands \(bands)",
-                                hint: "choose three bands with --bands, e.g. --bands 1,1,1 for a single band")
-        }
-        guard ds.geoTransform != nil, ds.spatialReference != nil else {
-            throw PipelineError(path: input, reason: "has no georeferencing (geotransform and CRS)",
-                                hint: "outputs would not be placed on Earth; add it with gdal_translate -a_srs -a_ullr")
-        }
+    /// width fit the memory budget. Throws naming the input (`MemoryBudgetError` for the budget);
+    /// returns its size. `aerialseg run` calls it for every input, `aerialseg serve` for every
+    /// submitted raster before it answers.
+    @discardableResult
+    public func preflight(input: String, budget: MemoryBudget = .current) throws -> (width: Int, height: Int) {
+        let ds = try open(input).dataset
         try ds.requireNorthUpGrid()
         try ds.checkReadable()
         if !options.sharded { try RunLock.check(directory: options.outputDirectory, input: input) }
         // A block's stitchers hold (crop + stride) rows of the block's width: classes' sums, a weight
         // and a validity byte per pixel and view (README "Blocks and shards").
-        guard options.tta != .msFlip else { return }
+        guard options.tta != .msFlip else { return (ds.width, ds.height) }
         let grid = try WindowGrid(imageWidth: ds.width, imageHeight: ds.height, crop: options.resolvedCrop,
                                   stride: options.resolvedStride)
         let blocks = try self.blocks(grid)
@@ -42,6 +36,7 @@ extension SegmentationJob {
         try budget.check(bytes, for: "the open rows of a \(blocks.blockWidth)-pixel-wide block "
                          + "(\(grid.crop + grid.stride) rows × \(loaded.model.numClasses) classes)", path: input,
                          hint: "use a narrower --block-size or a smaller --memory-mb")
+        return (ds.width, ds.height)
     }
 
     private var pipelinePath: String { options.pipeline.sourcePath ?? "the pipeline's tiling.crop" }

@@ -72,15 +72,9 @@ public final class SegmentationJob {
     /// Output file names for an input.
     public func outputNames(for input: String) -> RunOutputNames { RunOutputNames(input: input) }
 
-    /// Opens `input` and checks what `run` checks before any work (a raster GDAL reads, the bands the
-    /// pipeline reads, georeferencing); returns its size. Throws the error `run` would throw.
-    @discardableResult
-    public func check(input: String) throws -> (width: Int, height: Int) {
-        let ds = try open(input).dataset
-        return (ds.width, ds.height)
-    }
-
-    private func open(_ input: String) throws -> (dataset: Dataset, transform: GeoTransform, crs: SpatialReference) {
+    /// Opens `input` with the bands the pipeline reads and its georeferencing, or throws naming it
+    /// (`preflight(input:)` and `run(input:)` both open an input through this).
+    func open(_ input: String) throws -> (dataset: Dataset, transform: GeoTransform, crs: SpatialReference) {
         let ds = try Dataset(path: input)
         let bands = options.resolvedBands
         guard bands.allSatisfy({ $0 <= ds.bandCount }) else {

@@ -1,6 +1,7 @@
 import Foundation
 import GeoIO
 import Hummingbird
+import Limits
 import Pipeline
 
 /// An error answered as `{"error": "...", "hint": "..."}` with an HTTP status.
@@ -27,13 +28,14 @@ struct APIError: Error, HTTPResponseError, Sendable {
 
     /// The CLI's error for a file, with the server's path of the file replaced by the name the
     /// client knows it by (an upload's file name, or the path it gave under `--inputs-root`).
+    /// The line is `run`'s (`ErrorLine`); a `MemoryBudgetError` is a 413 whatever `status` says.
     init(_ status: HTTPResponse.Status, cli error: any Error, path: String, shownAs name: String) {
-        self.status = status
-        let text = "\(error)".replacingOccurrences(of: path, with: name)
-        line = "aerialseg: error: " + (text.split(whereSeparator: \.isNewline).first.map(String.init) ?? text)
+        self.status = error is MemoryBudgetError ? .contentTooLarge : status
+        line = "aerialseg: error: " + ErrorLine.capped("\(error)".replacingOccurrences(of: path, with: name))
         switch error {
         case let error as GeoIOError: hint = error.hint
         case let error as PipelineError: hint = error.hint
+        case let error as MemoryBudgetError: hint = error.hint
         default: hint = ""
         }
     }

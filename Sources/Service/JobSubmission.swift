@@ -22,13 +22,16 @@ func receiveRaster(_ request: Request, context: ServiceRequestContext, into fold
     return (try InputPath.resolve(named.input, root: state.options.inputsRoot), named.input)
 }
 
-/// Opens the raster with GDAL as `run` does first, off the event loops; a 422 with `run`'s line
-/// when it cannot be segmented. Returns its size.
+/// `run`'s preflight of the raster (`SegmentationJob.preflight`: it opens, has the bands, is
+/// georeferenced north-up, its pixels read, its open rows fit the memory budget), off the event
+/// loops; a 422 with `run`'s line when it cannot be segmented, a 413 when it does not fit the
+/// budget. Returns its size.
+@discardableResult
 func checkRaster(_ path: String, name: String, options: RunOptions, model: ServedModel) async throws
     -> (width: Int, height: Int) {
     do {
         return try await BlockingThread.run("check") {
-            try SegmentationJob(options: options, loaded: model.loaded).check(input: path)
+            try SegmentationJob(options: options, loaded: model.loaded).preflight(input: path)
         }
     } catch {
         throw APIError(.unprocessableContent, cli: error, path: path, shownAs: name)

@@ -27,7 +27,7 @@ struct AerialSeg: AsyncParsableCommand {
         } catch {
             if exitCode(for: error) == .success { exit(withError: error) }  // help, version
             let message = message(for: error).split(whereSeparator: \.isNewline).first.map(String.init) ?? "\(error)"
-            printError("aerialseg: error: \(capped(message)) (see 'aerialseg help')")
+            printError("aerialseg: error: \(ErrorLine.capped(message)) (see 'aerialseg help')")
             Foundation.exit(2)
         }
     }
@@ -42,23 +42,9 @@ func fail(_ error: any Error, code: Int32 = 2) -> ExitCode {
     return ExitCode(code)
 }
 
-/// Longest error line printed, in characters: a message echoing a huge input (a 100,000-deep YAML,
-/// a long GDAL message) is cut in the middle, keeping the file at its start and the hint at its end.
-let maxErrorLineLength = 1000
-
-/// Prints `aerialseg: error: <error>` as one line of at most `maxErrorLineLength` characters.
+/// Prints `ErrorLine.of(error)`: `aerialseg: error: <error>` as one line.
 func printErrorLine(_ error: any Error) {
-    printError("aerialseg: error: " + capped("\(error)"))
-}
-
-/// `text` on one line (line breaks become spaces), cut in the middle to at most `maxErrorLineLength`
-/// characters with `…` and the count of characters left out.
-func capped(_ text: String) -> String {
-    let line = text.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }
-        .joined(separator: " ")
-    guard line.count > maxErrorLineLength else { return line }
-    let keep = maxErrorLineLength / 2 - 20
-    return "\(line.prefix(keep)) … [\(line.count - 2 * keep) characters left out] … \(line.suffix(keep))"
+    printError(ErrorLine.of(error))
 }
 
 /// `1,2,3` → [1, 2, 3]; nil when empty or when an item is not an integer (the CLI's list options).

@@ -61,11 +61,17 @@ final class ServerProcess: @unchecked Sendable {
         }
     }
 
-    /// Polls `GET /v1/jobs/{id}` until the job is finished (bounded); returns its JSON.
-    func waitForJob(_ id: String, seconds: Double = 300) throws -> [String: Any] {
+    /// Polls `GET /v1/jobs/{id}` (with `headers`, e.g. the bearer token) until the job is finished
+    /// (bounded); returns its JSON. An answer other than 200 fails at once: a 401 or 404 never
+    /// turns into a job.
+    func waitForJob(_ id: String, headers: [(String, String)] = [], seconds: Double = 300) throws -> [String: Any] {
         let deadline = Date().addingTimeInterval(seconds)
         while Date() < deadline {
-            let job = try request("GET", "/v1/jobs/\(id)").json()
+            let reply = try request("GET", "/v1/jobs/\(id)", headers: headers)
+            guard reply.status == 200 else {
+                throw RawHTTP.Failure(message: "GET /v1/jobs/\(id): \(reply.status) \(reply.text.prefix(300))")
+            }
+            let job = try reply.json()
             if let status = job["status"] as? String, ["succeeded", "failed", "cancelled"].contains(status) { return job }
             usleep(100_000)
         }

@@ -3,10 +3,12 @@
 
     ~/.venvs/mmseg/bin/python mmseg_agreement.py          (from Examples/tree-canopy, after train.py)
 
-On a held-out window of the orthophoto (right third, x 1366-2047, rows 0-1023, never seen in training):
+On a held-out block of the orthophoto (block (3, 0): x 1536-2047, y 0-511, never seen in training, see
+make_split.py):
 1. gdal_translate cuts the window as GeoTIFF (for aerialseg) and PNG (for mmseg, read with cv2 as mmseg does);
 2. mmseg's `init_model` + `inference_model` run the checkpoint with the config's test_cfg (slide 512/341);
-3. `aerialseg run Pipelines/tree-canopy.yaml` runs the same checkpoint on the GeoTIFF window;
+3. `aerialseg run Pipelines/tree-canopy.yaml --blend mean` runs the same checkpoint on the GeoTIFF window
+   (mean: mmseg's plain average of overlapping windows; the pipeline itself blends with hann);
 4. the two label maps are compared pixel by pixel.
 mmseg's labels are saved to Tests/Fixtures/tree-canopy/heldout_mmseg_labels.png (the oracle of the
 swift test that repeats step 3-4 in CI) with the window in heldout_window.json.
@@ -24,7 +26,7 @@ ROOT = os.path.abspath(os.path.join(HERE, '..', '..'))
 AERIALSEG = os.environ.get('AERIALSEG', os.path.join(ROOT, '.build', 'release', 'aerialseg'))
 CHECKPOINT = os.path.join(HERE, 'tree_canopy_dlv3p_r18w32.pth')
 FIXTURES = os.path.join(ROOT, 'Tests', 'Fixtures', 'tree-canopy')
-WINDOW = dict(x=1366, y=0, width=682, height=1024)
+WINDOW = dict(x=1536, y=0, width=512, height=512)  # held-out block (3, 0)
 
 
 def main():
@@ -46,7 +48,7 @@ def main():
 
     out = os.path.join(tmp, 'out')
     subprocess.run([AERIALSEG, 'run', os.path.join(ROOT, 'Pipelines', 'tree-canopy.yaml'), '--input', tif,
-                    '--output', out, '--checkpoint', CHECKPOINT, '--quiet'], check=True)
+                    '--output', out, '--checkpoint', CHECKPOINT, '--blend', 'mean', '--quiet'], check=True)
     labels = os.path.join(out, 'heldout.labels.tif')
     raw = os.path.join(tmp, 'labels.raw')  # raw class ids (a PNG would carry the palette, which cv2 expands)
     subprocess.run(['gdal_translate', '-q', '-of', 'ENVI', labels, raw], check=True)
@@ -60,6 +62,7 @@ def main():
         json.dump(dict(window=WINDOW, source='Examples/tree-canopy/data/ortho_10cm.tif',
                        checkpoint='Examples/tree-canopy/tree_canopy_dlv3p_r18w32.pth',
                        config='Examples/tree-canopy/tree_canopy_config.py (test_cfg slide 512/341)',
+                       block='(3, 0) of make_split.py: held out from training', aerialseg_blend='mean',
                        mmseg_version=mmseg.__version__, torch_version=torch.__version__,
                        tree_pixels_mmseg=int((mm == 1).sum()), agreement_with_aerialseg=agreement), f, indent=2)
         f.write('\n')

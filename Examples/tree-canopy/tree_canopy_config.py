@@ -1,10 +1,14 @@
 # mmsegmentation 1.2.2 config: DeepLabV3+ on a half-width ResNetV1c-18 (D8), 2 classes (background, tree),
-# trained from scratch on the CPU on crops of the left two thirds of Examples/tree-canopy/data/ortho_10cm.tif.
+# trained from scratch on the CPU on crops of the training blocks of Examples/tree-canopy/data/ortho_10cm.tif
+# (data/train_blocks.vrt: the 512 x 512 blocks with (x//512 + y//512) % 3 != 0; see make_split.py).
 # Same architecture and key names as configs/deeplabv3plus/deeplabv3plus_r18-d8_4xb4-80k_potsdam-512x512.py,
-# with stem/base channels 32 instead of 64 (4x fewer FLOPs, so it trains on 2 CPU cores in under an hour).
+# with stem/base channels 32 instead of 64 (4x fewer FLOPs, so it trains on 2 CPU cores in about an hour).
+# The augmentation is that of mmseg's aerial configs (configs/_base_/datasets/potsdam.py, isaid.py:
+# RandomResize 0.5-2.0, RandomCrop with cat_max_ratio 0.75, RandomFlip, PhotoMetricDistortion) plus
+# RandomRot90, a 90-degree rotation that train.py registers (mmseg has none; aerial images have no "up").
 # Used by train.py; the crops come from `aerialseg tile` (see README.md).
 crops = 'work/crops'  # train.py sets the absolute path
-max_iters = 400  # the documented schedule; train.py can shorten it for a smoke test (TREE_CANOPY_ITERS)
+max_iters = 1600  # the documented schedule; train.py can shorten it (TREE_CANOPY_ITERS, TREE_CANOPY_DEADLINE)
 crop_size = (256, 256)
 
 norm_cfg = dict(type='BN', requires_grad=True)
@@ -54,10 +58,10 @@ metainfo = dict(classes=('background', 'tree'), palette=[[0, 0, 0], [0, 160, 0]]
 train_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='LoadAnnotations'),
-    dict(type='RandomResize', scale=(512, 512), ratio_range=(0.75, 1.5), keep_ratio=True),
-    dict(type='RandomCrop', crop_size=crop_size, cat_max_ratio=0.9),
+    dict(type='RandomResize', scale=(512, 512), ratio_range=(0.5, 2.0), keep_ratio=True),
+    dict(type='RandomCrop', crop_size=crop_size, cat_max_ratio=0.75),
+    dict(type='RandomRot90'),  # k * 90 degrees, k uniform in 0..3 (train.py); with the flip: all 8 orientations
     dict(type='RandomFlip', prob=0.5, direction='horizontal'),
-    dict(type='RandomFlip', prob=0.5, direction='vertical'),
     dict(type='PhotoMetricDistortion'),
     dict(type='PackSegInputs'),
 ]
@@ -81,8 +85,8 @@ train_dataloader = dict(
 optim_wrapper = dict(
     type='OptimWrapper', optimizer=dict(type='AdamW', lr=2e-3, betas=(0.9, 0.999), weight_decay=1e-4))
 param_scheduler = [
-    dict(type='LinearLR', start_factor=0.1, begin=0, end=30, by_epoch=False),
-    dict(type='PolyLR', eta_min=1e-5, power=0.9, begin=30, end=max_iters, by_epoch=False),
+    dict(type='LinearLR', start_factor=0.1, begin=0, end=50, by_epoch=False),
+    dict(type='PolyLR', eta_min=1e-5, power=0.9, begin=50, end=max_iters, by_epoch=False),
 ]
 train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters, val_interval=max_iters + 1)
 val_cfg = None
@@ -99,7 +103,7 @@ default_hooks = dict(
     timer=dict(type='IterTimerHook'),
     logger=dict(type='LoggerHook', interval=20, log_metric_by_epoch=False),
     param_scheduler=dict(type='ParamSchedulerHook'),
-    checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=max_iters, max_keep_ckpts=1),
+    checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=200, max_keep_ckpts=20),  # for model selection
     sampler_seed=dict(type='DistSamplerSeedHook'))
 vis_backends = [dict(type='LocalVisBackend')]
 visualizer = dict(type='SegLocalVisualizer', vis_backends=vis_backends, name='visualizer')

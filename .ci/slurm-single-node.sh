@@ -10,6 +10,12 @@
 # `SLURM_CONF=...` on its last line. Needs root (slurmd setuid()s to the job's owner), or sudo.
 set -euo pipefail
 if [ "$(id -u)" != 0 ]; then exec sudo -E env "PATH=$PATH" bash "$0" "$@"; fi
+# Close every descriptor inherited above stderr: the daemons started below live on, and an inherited
+# pipe of the caller (a test process capturing other commands' output) would never see its end.
+for fd in /proc/$$/fd/*; do
+    n=${fd##*/}
+    if [ "$n" -gt 2 ] 2>/dev/null; then eval "exec $n>&-" 2>/dev/null || true; fi
+done
 export PATH="/usr/sbin:/sbin:$PATH"
 dir="${AERIALSEG_SLURM_DIR:-/tmp/aerialseg-slurm}"
 conf="$dir/slurm.conf"

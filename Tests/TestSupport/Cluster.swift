@@ -93,19 +93,9 @@ public enum ClusterTools {
     /// A pipeline of the small fixture model (DeepLabV3+ R-18 at 1/16 widths, 6 Potsdam classes,
     /// `Tests/Fixtures/mmseg/dlv3p_r18_d8_potsdam`) with its checkpoint, and a `vectors:` block.
     public static func smallPipeline(in dir: URL, crop: Int = 256, stride: Int = 192) throws -> String {
-        let fixture = Fixtures.local("mmseg/dlv3p_r18_d8_potsdam")
-        let json = try JSONSerialization.jsonObject(with: Data(contentsOf: fixture.appendingPathComponent("oracle.json")))
-            as! [String: Any]
-        var model: [String: Any] = [:]
-        for key in ["backbone", "decode_head", "data_preprocessor"] { model[key] = json[key] }
-        let text = "model: " + String(decoding: try JSONSerialization.data(withJSONObject: model), as: UTF8.self)
-            + "\nclasses: [impervious_surface, building, low_vegetation, tree, car, clutter]"
-            + "\ncheckpoint: \(fixture.appendingPathComponent("checkpoint.pth").path)"
-            + "\ntiling: {crop: \(crop), stride: \(stride), blend: hann}"
-            + "\nvectors: {format: gpkg, exclude: [0]}\n"
-        let path = dir.appendingPathComponent("small.yaml").path
-        try text.write(toFile: path, atomically: true, encoding: .utf8)
-        return path
+        let fixture = try OracleFixture.small()
+        return try fixture.writePipeline(in: dir, crop: crop, stride: stride, checkpoint: fixture.checkpoint,
+                                         extra: ["vectors: {format: gpkg, exclude: [0]}"])
     }
 
     /// Both folders hold the same outputs (names and bytes), hidden work folders aside.

@@ -26,10 +26,14 @@ let package = Package(
 
         // Memory budget and size limits, shared by every module that allocates by user input.
         .target(name: "Limits"),
-        .target(name: "GeoIO", dependencies: ["CGDAL"]),
-        .target(name: "SegCore", dependencies: ["CBLAS", "CDNNL", "Limits"]),
-        .target(name: "Tiling"),
-        .target(name: "Pipeline", dependencies: ["GeoIO", "Tiling", "SegCore", "Limits", "Yams"]),
+        .target(name: "GeoIO", dependencies: ["CGDAL"], swiftSettings: optimisedInDebug),
+        .target(name: "SegCore", dependencies: ["CBLAS", "CDNNL", "Limits"], swiftSettings: optimisedInDebug),
+        // GeoIO, SegCore, Tiling and Pipeline are optimised in debug builds too: their loops run over every pixel and
+        // channel, and unoptimised (SIMD) code is 3–50× slower, which made the tests on a 4096²
+        // mosaic take minutes. Tests then check the code users run.
+        .target(name: "Tiling", dependencies: ["Limits"], swiftSettings: optimisedInDebug),
+        .target(name: "Pipeline", dependencies: ["GeoIO", "Tiling", "SegCore", "Limits", "Yams"],
+                swiftSettings: optimisedInDebug),
         .target(
             name: "Service",
             dependencies: [
@@ -64,3 +68,6 @@ let package = Package(
     ],
     swiftLanguageModes: [.v6]
 )
+
+/// `-O` for the hot loops of a target in `swift build`/`swift test` (debug) as well.
+var optimisedInDebug: [SwiftSetting] { [.unsafeFlags(["-O"], .when(configuration: .debug))] }

@@ -32,23 +32,54 @@ public struct BlockSize: Sendable, Equatable, CustomStringConvertible {
     public var description: String { "\(width)x\(height)" }
 }
 
-extension RunOptions {
-    /// The share of `memoryMB` the stitchers of one block may hold: a quarter, leaving the rest to the
-    /// model and its buffers (≈ 100–600 MiB for the pipelines in Pipelines/), GDAL's block cache and
-    /// the COG assembly.
-    public var stitcherBytes: Int { MemoryBudget.product(memoryMB, 1 << 20) / 4 }
+extension SegmentationJob {
+    /// Bytes of everything but the stitchers while blocks are computed, within `--memory-mb`:
+    /// - the process with its libraries and GDAL's block cache (`processBaseBytes` + the cache);
+    /// - the weights as loaded and oneDNN's packed copies: ≤ 5 × 4 bytes per parameter (Winograd's
+    ///   F(4×4, 3×3) weights take 4 × their size, and the loaded copy stays);
+    /// - one window through the model, counted once per crop size (`activationFootprint`), per view;
+    /// - the reader's windows ahead (3 windows of bands as floats and a validity byte).
+    /// Deterministic (the network and the settings, not the CPU, threads or load), so every shard and
+    /// every resume of a job cuts the same blocks.
+    func reservedBytes() throws -> Int {
+        let crop = options.resolvedCrop, model = loaded.model
+        let activations = try model.activationFootprint(height: crop, width: crop)
+        let reader = MemoryBudget.product(3, crop, crop, MemoryBudget.sum(MemoryBudget.product(options.resolvedBands.count, 4), 1))
+        return MemoryBudget.sum(Self.processBaseBytes, Int(options.blockCacheBytes), MemoryBudget.product(model.parameterCount, 20),
+                                activations, reader)
+    }
+
+    /// The process before any model or image (binary, Foundation, GDAL, oneDNN and their data):
+    /// 78 MiB peak RSS for `aerialseg info` on a small GeoTIFF, rounded up.
+    static let processBaseBytes = 96 << 20
+
+    /// What the stitchers of one block may hold: `--memory-mb` less `reservedBytes()` and an eighth
+    /// of the budget for what the plan does not itemise (the allocator's slack, oneDNN's buffers,
+    /// libraries, the band being written): measured peaks stay 30–70 MiB above the itemised plan at
+    /// 1 GiB (README "Blocks and shards"). Throws when the model alone leaves nothing.
+    public func stitcherBytes() throws -> Int {
+        let budget = MemoryBudget.product(options.memoryMB, 1 << 20)
+        let reserved = MemoryBudget.sum(try reservedBytes(), budget / 8)
+        guard budget > reserved else {
+            throw PipelineError(path: "--memory-mb \(options.memoryMB)",
+                                reason: "the model and one \(options.resolvedCrop)² window need about "
+                                    + "\((reserved + (1 << 20) - 1) >> 20) MiB before any block",
+                                hint: "give --memory-mb \(((reserved >> 20) / 64 + 2) * 64) or more, or a smaller crop")
+        }
+        return budget - reserved
+    }
 }
 
 extension SegmentationJob {
     /// The blocks an image of `grid` is cut into: `--block-size` when given, else the widest blocks
-    /// (a multiple of the stride) whose stitchers fit `options.stitcherBytes`, four times as tall.
+    /// (a multiple of the stride) whose stitchers fit `stitcherBytes()`, four times as tall.
     public func blocks(_ grid: WindowGrid) throws -> BlockGrid {
         do {
             if let size = options.blockSize {
                 return try BlockGrid(windows: grid, blockWidth: size.width, blockHeight: size.height)
             }
             return try BlockGrid(windows: grid, classes: loaded.model.numClasses, views: views,
-                                 stitcherBytes: options.stitcherBytes)
+                                 stitcherBytes: try stitcherBytes())
         } catch let error as TilingError {
             throw PipelineError(path: "--block-size", reason: error.message, hint: error.hint)
         }

@@ -34,6 +34,9 @@ struct ConvCounter<Base: Backend>: Backend {
 
     func upload(_ x: Tensor) -> Activation { base.upload(x) }
     func download(_ x: Activation) -> Tensor { base.download(x) }
+    func withNCHW<T>(_ x: Activation, _ body: (UnsafeBufferPointer<Float>) throws -> T) rethrows -> T {
+        try base.withNCHW(x, body)
+    }
     func shape(of x: Activation) -> Shape4 { base.shape(of: x) }
 
     func conv2d(_ x: Activation, _ conv: Conv, residual: Activation?) throws -> Activation {

@@ -119,6 +119,10 @@ public struct BlockReport: Sendable {
     /// Windows of all blocks (border windows once per block they touch) and of the grid, per view.
     public var windowsInBlocks: Int
     public var windowsInGrid: Int
+    /// The memory plan of a block: everything but the stitchers (`SegmentationJob.reservedBytes`) and
+    /// the stitchers of a block this wide (`BlockGrid.stitcherBytes`), in bytes.
+    public var reservedBytes = 0
+    public var stitcherBytes = 0
     /// Extra inference for the blocks' border windows, as a fraction of the grid (0.03 = 3 %).
     public var recomputeOverhead: Double { Double(windowsInBlocks) / Double(max(windowsInGrid, 1)) - 1 }
 }

@@ -25,16 +25,16 @@ extension SegmentationJob {
         try ds.requireNorthUpGrid()
         try ds.checkReadable()
         if !options.sharded { try RunLock.check(directory: options.outputDirectory, input: input) }
-        // A block's stitchers hold (crop + stride) rows of the block's width: classes' sums, a weight
-        // and a validity byte per pixel and view (README "Blocks and shards").
+        // A block's stitchers hold about (crop − stride) rows of the block's width: classes' sums, a
+        // weight and a validity byte per pixel and view (README "Blocks and shards").
         guard options.tta != .msFlip else { return (ds.width, ds.height) }
         let grid = try WindowGrid(imageWidth: ds.width, imageHeight: ds.height, crop: options.resolvedCrop,
                                   stride: options.resolvedStride)
         let blocks = try self.blocks(grid)
         let bytes = BlockGrid.stitcherBytes(width: blocks.blockWidth, windows: grid, classes: loaded.model.numClasses,
                                             views: views)
-        try budget.check(bytes, for: "the open rows of a \(blocks.blockWidth)-pixel-wide block "
-                         + "(\(grid.crop + grid.stride) rows × \(loaded.model.numClasses) classes)", path: input,
+        try budget.check(bytes, for: "the stitchers of a \(blocks.blockWidth)-pixel-wide block "
+                         + "(\(loaded.model.numClasses) classes, crop \(grid.crop), stride \(grid.stride))", path: input,
                          hint: "use a narrower --block-size or a smaller --memory-mb")
         return (ds.width, ds.height)
     }

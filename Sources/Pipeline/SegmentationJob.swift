@@ -139,6 +139,9 @@ public final class SegmentationJob {
         result.blocks = BlockReport(blockWidth: blocks.blockWidth, blockHeight: blocks.blockHeight, count: blocks.count,
                                     run: 0, windowsInBlocks: blocks.windowsInBlocks * views,
                                     windowsInGrid: grid.count * views)
+        result.blocks?.reservedBytes = try reservedBytes()
+        result.blocks?.stitcherBytes = BlockGrid.stitcherBytes(width: blocks.blockWidth, windows: grid,
+                                                               classes: loaded.model.numClasses, views: views)
         if options.sharded, isAssembled(work, names: names) {
             result.assembly = .alreadyAssembled
             result.seconds = (ContinuousClock.now - start).seconds
@@ -239,6 +242,10 @@ public final class SegmentationJob {
         let reader = TileReader(path: input, bands: bands, scaling: scaling, tiles: order)
         defer { reader.cancel() }
         for row in rows {
+            // Labels and confidence of the rows this grid row finishes, filled chunk by chunk: with one
+            // view, each column chunk as soon as no later window of the row reaches it.
+            var piece = PieceBuffer(rows: blocks.finishedRows(of: block, afterGridRow: row), x: block.x,
+                                    width: block.width, confidence: options.confidence)
             for view in 0..<views {
                 for tile in viewTiles(row, view) {
                     let waited = ContinuousClock.now
@@ -248,6 +255,11 @@ public final class SegmentationJob {
                     let (pixels, valid) = try item.result.get()
                     run.done += 1
                     defer {
+                        if views == 1 {
+                            let t = ContinuousClock.now
+                            piece.fill(stitchers[0].finishColumns(afterTile: tile).map { [$0] })
+                            run.bands += (ContinuousClock.now - t).seconds
+                        }
                         progress(RunProgress(input: input, windowsDone: run.done, windowsTotal: run.total,
                                              elapsedSeconds: (ContinuousClock.now - start).seconds))
                     }
@@ -257,24 +269,59 @@ public final class SegmentationJob {
                     }
                     let network = makeInput(pixels, height: tile.height, width: tile.width)
                     let t0 = ContinuousClock.now
-                    let logits = view == 0 ? try loaded.model.logits(network) : try loaded.model.flippedLogits(network)
-                    run.modelSeconds += (ContinuousClock.now - t0).seconds
-                    run.windows += 1
-                    let t1 = ContinuousClock.now
-                    logits.data.withUnsafeBufferPointer { l in
+                    var t1 = t0
+                    try loaded.model.withLogits(network, flip: view == 1) { l in
+                        t1 = ContinuousClock.now
                         valid.withUnsafeBufferPointer { v in stitchers[view].add(tile, logits: l, validity: v) }
                     }
+                    run.modelSeconds += (t1 - t0).seconds
+                    run.windows += 1
                     run.stitch += (ContinuousClock.now - t1).seconds
                 }
             }
             let t2 = ContinuousClock.now
-            let finished = stitchers.map { $0.finishGridRow(row) }
-            if row >= resumeRow, !finished[0].rows.isEmpty {
-                try writeBand(finished, piece: blocks.piece(block, gridRow: row), x: block.x, transform: transform,
+            let rest = stitchers.map { $0.finishGridRowInChunks(row) }
+            piece.fill(rest[0].indices.map { k in rest.map { $0[k] } })
+            if row >= resumeRow, !piece.rows.isEmpty {
+                try writeBand(labels: piece.labels, confidence: piece.confidence, rows: piece.rows, x: block.x,
+                              width: block.width, piece: blocks.piece(block, gridRow: row), transform: transform,
                               crs: crs, work: work)
             }
             run.bands += (ContinuousClock.now - t2).seconds
             if isCancelled() { throw CancellationError() }
+        }
+    }
+
+    /// Labels and confidence of one piece of a block (the rows one grid row finishes, across the
+    /// block), filled from column chunks as the stitchers hand them over; confidence already in the
+    /// output's type (a byte per pixel for uint8).
+    struct PieceBuffer {
+        let rows: Range<Int>
+        let x: Int
+        let width: Int
+        var labels: [UInt8]
+        var confidence: BandConfidence
+
+        init(rows: Range<Int>, x: Int, width: Int, confidence kind: ConfidenceFormat) {
+            (self.rows, self.x, self.width) = (rows, x, width)
+            labels = [UInt8](repeating: 255, count: rows.count * width)
+            let n = kind == .none ? 0 : rows.count * width
+            confidence = kind == .float32 ? .float32([Float](repeating: 0, count: n)) : .uint8([UInt8](repeating: 0, count: n))
+        }
+
+        /// Merges each chunk's views (`mergeViews`, per pixel: the same bytes as over whole rows)
+        /// into its columns.
+        mutating func fill(_ chunks: [[StitchedBand]]) {
+            for views in chunks {
+                let chunk = views[0]
+                precondition(chunk.rows == rows, "chunk of rows \(chunk.rows) for a piece of rows \(rows)")
+                let (l, c) = mergeViews(views)
+                let offset = chunk.x - x
+                for k in 0..<rows.count {
+                    for i in 0..<chunk.width { labels[k * width + offset + i] = l[k * chunk.width + i] }
+                }
+                confidence.store(c, rows: rows.count, width: chunk.width, at: offset, in: width)
+            }
         }
     }
 
@@ -370,15 +417,22 @@ public final class SegmentationJob {
         if let (dataset, bands) = rereadValidity {
             try maskInvalid(band, dataset: dataset, bands: bands, labels: &labels, confidence: &confidence)
         }
-        let region = PixelWindow(x: x, y: band.rows.lowerBound, width: band.width, height: band.rows.count)
-        var spec = RasterSpec(width: band.width, height: band.rows.count)
+        try writeBand(labels: labels, confidence: BandConfidence(confidence, as: options.confidence), rows: band.rows,
+                      x: x, width: band.width, piece: piece, transform: transform, crs: crs, work: work)
+    }
+
+    /// Labels and confidence of image rows `rows`, columns `x..<x+width` → the piece's two GeoTIFFs.
+    private func writeBand(labels: [UInt8], confidence: BandConfidence, rows: Range<Int>, x: Int, width: Int, piece: Int,
+                           transform: GeoTransform, crs: SpatialReference, work: WorkFolder) throws {
+        let region = PixelWindow(x: x, y: rows.lowerBound, width: width, height: rows.count)
+        var spec = RasterSpec(width: width, height: rows.count)
         // Row bands are read back once, by the COG assembly: fast ZSTD, not the final DEFLATE.
         spec.compression = .zstd
         spec.compressionLevel = 1
         spec.geoTransform = transform.window(region)
         spec.crsWKT = crs.wkt
         spec.noDataValue = 255
-        let whole = PixelWindow(x: 0, y: 0, width: band.width, height: band.rows.count)
+        let whole = PixelWindow(x: 0, y: 0, width: width, height: rows.count)
         var files = [WorkFolder.bandFile(piece, "labels")]
         try work.write(files[0]) { path in
             let writer = try RasterWriter(path: path, spec: spec)
@@ -389,11 +443,13 @@ public final class SegmentationJob {
             var confSpec = spec
             confSpec.noDataValue = nil
             confSpec.dataType = options.confidence == .float32 ? .float32 : .byte
-            let values = options.confidence == .float32 ? confidence : confidence.map { ($0 * 255).rounded() }
             files.append(WorkFolder.bandFile(piece, "confidence"))
             try work.write(files[1]) { path in
                 let writer = try RasterWriter(path: path, spec: confSpec)
-                try values.withUnsafeBufferPointer { try writer.write(whole, values: $0) }
+                switch confidence {
+                case .float32(let values): try values.withUnsafeBufferPointer { try writer.write(whole, values: $0) }
+                case .uint8(let values): try values.withUnsafeBufferPointer { try writer.write(whole, bytes: $0) }
+                }
                 try writer.close()
             }
         }
@@ -453,6 +509,37 @@ public final class SegmentationJob {
             hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3
         }
         return "\(RunOutputNames(input: input).stem)-\(String(hash, radix: 16))"
+    }
+}
+
+/// The confidence of a piece in the output's type: max softmax probability as float32, or scaled
+/// to 0–255 and rounded (a byte per pixel).
+enum BandConfidence {
+    case float32([Float])
+    case uint8([UInt8])
+
+    init(_ values: [Float], as kind: ConfidenceFormat) {
+        self = kind == .float32 ? .float32(values) : .uint8(values.map(Self.byte))
+    }
+
+    /// p ∈ [0, 1] → round(p · 255), as the confidence COG always stored it.
+    @inline(__always)
+    static func byte(_ p: Float) -> UInt8 { UInt8((p * 255).rounded()) }
+
+    /// `values` (rows × `width`) into columns `offset...` of rows `width` wide.
+    mutating func store(_ values: [Float], rows: Int, width chunk: Int, at offset: Int, in width: Int) {
+        switch self {
+        case .float32(var out):
+            guard !out.isEmpty else { return }
+            self = .uint8([])  // drop the reference so `out` is not copied on write
+            for k in 0..<rows { for i in 0..<chunk { out[k * width + offset + i] = values[k * chunk + i] } }
+            self = .float32(out)
+        case .uint8(var out):
+            guard !out.isEmpty else { return }
+            self = .uint8([])
+            for k in 0..<rows { for i in 0..<chunk { out[k * width + offset + i] = Self.byte(values[k * chunk + i]) } }
+            self = .uint8(out)
+        }
     }
 }
 

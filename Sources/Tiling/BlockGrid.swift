@@ -1,3 +1,5 @@
+import Limits
+
 /// A rectangle of output pixels computed on its own: columns `x..<x+width`, rows `y..<y+height`, with
 /// the window grid rows and columns whose windows touch it. The unit of memory, resume and
 /// distribution of a job.
@@ -55,24 +57,45 @@ public struct BlockGrid: Sendable, Equatable {
     }
 
     /// Blocks whose stitcher fits in `stitcherBytes`: the widest multiple of the stride (at least one
-    /// stride, at most the image) whose open rows fit (`stitcherBytes(width:...)`), and four times as
-    /// tall (memory does not depend on the height; tall blocks recompute fewer border windows).
-    public init(windows: WindowGrid, classes: Int, views: Int, stitcherBytes budget: Int) throws {
-        let perColumn = Self.stitcherBytes(width: 1, windows: windows, classes: classes, views: views)
-        let strides = max(1, budget / max(perColumn, 1) / windows.stride)
-        let width = strides * windows.stride
-        try self.init(windows: windows, blockWidth: width, blockHeight: 4 * width)
+    /// stride, at most the image, at most `maxStrides` strides) whose stitchers fit
+    /// (`stitcherBytes(width:...)`), and four times as tall (memory does not depend on the height;
+    /// tall blocks recompute fewer border windows). `maxStrides` (default `efficientStrides`) stops
+    /// the blocks where wider ones would buy almost nothing: 50 strides recompute 2 % across and
+    /// 0.5 % down, so memory stays flat beyond that width instead of filling the budget.
+    public init(windows: WindowGrid, classes: Int, views: Int, stitcherBytes budget: Int,
+                maxStrides: Int = BlockGrid.efficientStrides) throws {
+        let step = windows.stride
+        var (lo, hi) = (1, max(1, min(maxStrides, (windows.imageWidth + step - 1) / step)))  // strides
+        while lo < hi {
+            let mid = (lo + hi + 1) / 2
+            if Self.stitcherBytes(width: mid * step, windows: windows, classes: classes, views: views) <= budget {
+                lo = mid
+            } else {
+                hi = mid - 1
+            }
+        }
+        try self.init(windows: windows, blockWidth: lo * step, blockHeight: 4 * lo * step)
     }
 
-    /// Peak bytes of the stitchers of a block `width` pixels wide: for each view, `crop + stride` open
-    /// rows (at most the image height) of Σ weight × logits (classes floats), Σ weight (a float) and
-    /// validity (a byte) per pixel.
+    /// Block width, in strides, beyond which the automatic size does not go (2 % recompute across).
+    public static let efficientStrides = 50
+
+    /// Peak bytes of the stitchers of a block `width` pixels wide and of its piece being filled, per
+    /// pixel Σ weight × logits (classes floats), Σ weight (a float) and validity (a byte), per view:
+    /// - one view: the rows that continue from one grid row into the next, across the width
+    ///   (`carriedRows`: crop − stride, more where mmseg shifted the last window row up), and the
+    ///   chunks under the current window (crop + stride columns of crop rows), since finished
+    ///   column chunks are handed over as they become final (`StreamingStitcher.finishColumns`);
+    /// - several views: crop rows of the whole width, merged only when the grid row ends;
+    /// plus the piece's labels and float confidence (stride rows × width × 5 bytes).
     public static func stitcherBytes(width: Int, windows: WindowGrid, classes: Int, views: Int) -> Int {
-        let rows = min(windows.imageHeight, windows.crop + windows.stride)
-        let perPixel = (classes + 1) * MemoryLayout<Float>.size + 1
-        let (a, o1) = width.multipliedReportingOverflow(by: rows)
-        let (b, o2) = a.multipliedReportingOverflow(by: perPixel * views)
-        return o1 || o2 ? Int.max : b
+        let crop = windows.windowHeight, stride = min(windows.stride, crop)
+        let perPixel = MemoryBudget.sum(MemoryBudget.product(classes + 1, MemoryLayout<Float>.size), 1)
+        let pixels = views == 1
+            ? MemoryBudget.sum(MemoryBudget.product(windows.carriedRows, width),
+                               MemoryBudget.product(min(width, windows.windowWidth + windows.stride), crop))
+            : MemoryBudget.product(crop, width, views)
+        return MemoryBudget.sum(MemoryBudget.product(pixels, perPixel), MemoryBudget.product(stride, width, 5))
     }
 
     /// Number of blocks.
@@ -115,6 +138,12 @@ public struct BlockGrid: Sendable, Equatable {
 }
 
 extension WindowGrid {
+    /// The most image rows that receive windows of two consecutive grid rows (0 with one row):
+    /// crop − stride, or more between the last two rows when the last was shifted up to the border.
+    public var carriedRows: Int {
+        zip(rowOrigins, rowOrigins.dropFirst()).map { $0 + windowHeight - $1 }.max().map { max($0, 0) } ?? 0
+    }
+
     /// Width and height of every window (the crop, or the image side when the image is smaller).
     public var windowWidth: Int { min(crop, imageWidth) }
     public var windowHeight: Int { min(crop, imageHeight) }

@@ -1,10 +1,17 @@
-/// Blends window logits into results row band by row band, holding only the rows that can still
-/// receive windows (about width × (crop + stride) × classes floats), whatever the image's height.
+/// Blends window logits into results row band by row band, holding only what can still receive
+/// windows, whatever the image's height.
 ///
 /// A stitcher covers the whole image or one `Block` (then only the block's columns are held, and
 /// windows are clipped to it: memory is bounded by the block's width, not the image's).
 /// Add every window of grid row r (`add`), then call `finishGridRow(r)`: the image rows no later
-/// window touches are divided by their accumulated weight, returned, and freed.
+/// window touches are returned (Σ weight × logits and Σ weight; division on access) and freed.
+///
+/// Held rows are cut into **column chunks** at the windows' column origins. Calling
+/// `finishColumns(afterTile:)` after each window of a row (in `tiles(inRow:)` order) hands over the
+/// chunks of the finishing rows that no later window reaches, as they become final, so a stitcher
+/// holds only the rows that continue into the next grid row ((crop − stride) × width) plus the few
+/// chunks under the current window: about half of what whole rows would take at 896 / 512. Each
+/// pixel still sums the same windows in the same order, so the results are bit-identical either way.
 /// Rows no window covered (all windows skipped, e.g. nodata) come out with weight 0.
 public final class StreamingStitcher {
     public let grid: WindowGrid
@@ -13,14 +20,30 @@ public final class StreamingStitcher {
     /// Image columns and rows this stitcher blends (the whole image, or a block).
     public let columns: Range<Int>
     public let rows: Range<Int>
-    /// Accumulated weight × logits for image rows `firstRow...`, each (classes, columns.count) row-major.
-    private var sums: [[Float]] = []
-    /// Accumulated weights for the same rows, each (columns.count).
-    private var weights: [[Float]] = []
-    /// Per row (columns.count): 1 where the input pixel is valid (from `add`'s validity), else 0.
-    private var validity: [[UInt8]] = []
+    /// Column chunk k is `chunkBounds[k]..<chunkBounds[k + 1]`: `columns` cut at the window column origins.
+    public let chunkBounds: [Int]
+
+    /// Σ weight × logits (classes, width) row-major, Σ weight (width) and validity (width: 1 where the
+    /// input pixel is valid, from `add`'s validity) of one row's chunk.
+    private final class Cell {
+        var sums: [Float]
+        var weights: [Float]
+        var validity: [UInt8]
+        init(classes: Int, width: Int) {
+            sums = [Float](repeating: 0, count: classes * width)
+            weights = [Float](repeating: 0, count: width)
+            validity = [UInt8](repeating: 0, count: width)
+        }
+    }
+    /// Held image rows `firstRow...`, each its chunks (nil: not reached yet, or handed over).
+    private var held: [[Cell?]] = []
     private var firstRow = 0
     private var finishedGridRows = 0
+    /// Chunks of the finishing rows of the current grid row already handed over (from the left).
+    private var releasedChunks = 0
+    /// Pixels (rows × columns) of the cells held now, and the most ever held.
+    public private(set) var heldPixels = 0
+    public private(set) var peakHeldPixels = 0
     /// Blend weights depend only on a tile's size and which image borders it touches.
     private struct WeightKey: Hashable { let width, height: Int, left, right, top, bottom: Bool }
     private var weightCache: [WeightKey: [Float]] = [:]
@@ -63,13 +86,25 @@ public final class StreamingStitcher {
         self.blend = blend
         self.columns = columns
         self.rows = rows
+        chunkBounds = [columns.lowerBound] + grid.columnOrigins.filter { columns.contains($0) && $0 > columns.lowerBound }
+            + [columns.upperBound]
         finishedGridRows = startGridRow
         let top = startGridRow == 0 ? 0 : grid.rowOrigins[min(startGridRow, grid.rowOrigins.count - 1)]
         firstRow = max(rows.lowerBound, top)
     }
 
-    /// Rows currently held (for memory accounting).
-    public var heldRows: Int { sums.count }
+    /// Rows currently held, in part or whole (for memory accounting).
+    public var heldRows: Int { held.count }
+
+    /// The chunk holding image column `x` (in `columns`).
+    private func chunk(containing x: Int) -> Int {
+        var (lo, hi) = (0, chunkBounds.count - 1)  // chunkBounds[lo] <= x < chunkBounds[hi]
+        while hi - lo > 1 {
+            let mid = (lo + hi) / 2
+            if chunkBounds[mid] <= x { lo = mid } else { hi = mid }
+        }
+        return lo
+    }
 
     /// Adds one window's logits, (classes, tile.height, tile.width) row-major, and optionally the
     /// validity of its input pixels, (tile.height, tile.width), 0 = nodata; without it the window's
@@ -85,64 +120,123 @@ public final class StreamingStitcher {
         let bottom = min(tile.y + tile.height, rows.upperBound) - tile.y
         guard left < right, top < bottom else { return }
         precondition(tile.y + top >= firstRow, "\(tile) reaches rows already finished")
-        let width = columns.count
-        while firstRow + sums.count < tile.y + bottom { appendRow() }
+        while firstRow + held.count < tile.y + bottom { held.append([Cell?](repeating: nil, count: chunkBounds.count - 1)) }
+        let finishing = finishingRows(tile.gridRow)
         let plane = tile.width * tile.height
-        let offset = tile.x - columns.lowerBound  // column of the window's left edge in a held row
+        let firstChunk = chunk(containing: tile.x + left)
         blendWeights(tile).withUnsafeBufferPointer { w in
             for r in top..<bottom {
                 let row = tile.y + r - firstRow
                 let wr = w.baseAddress! + r * tile.width
-                sums[row].withUnsafeMutableBufferPointer { sum in
-                    for c in 0..<classes {
-                        let src = logits.baseAddress! + c * plane + r * tile.width
-                        let dst = sum.baseAddress! + c * width + offset
-                        for i in left..<right { dst[i] += wr[i] * src[i] }
-                    }
-                }
-                weights[row].withUnsafeMutableBufferPointer { acc in
-                    let dst = acc.baseAddress! + offset
-                    for i in left..<right { dst[i] += wr[i] }
-                }
-                validity[row].withUnsafeMutableBufferPointer { v in
-                    let dst = v.baseAddress! + offset
-                    if let valid {
-                        let src = valid.baseAddress! + r * tile.width
-                        for i in left..<right { dst[i] = src[i] != 0 ? 1 : 0 }
+                var k = firstChunk
+                while k < chunkBounds.count - 1, chunkBounds[k] < tile.x + right {
+                    let lo = max(chunkBounds[k], tile.x + left) - tile.x   // window columns lo..<hi
+                    let hi = min(chunkBounds[k + 1], tile.x + right) - tile.x
+                    precondition(!(finishing.contains(tile.y + r) && k < releasedChunks),
+                                 "\(tile) reaches columns already handed over")
+                    let cellWidth = chunkBounds[k + 1] - chunkBounds[k]
+                    let cell: Cell
+                    if let existing = held[row][k] {
+                        cell = existing
                     } else {
-                        for i in left..<right { dst[i] = 1 }
+                        cell = Cell(classes: classes, width: cellWidth)
+                        held[row][k] = cell
+                        heldPixels += cellWidth
+                        peakHeldPixels = max(peakHeldPixels, heldPixels)
                     }
+                    let offset = tile.x - chunkBounds[k]  // cell column of the window's left edge
+                    cell.sums.withUnsafeMutableBufferPointer { sum in
+                        for c in 0..<classes {
+                            let src = logits.baseAddress! + c * plane + r * tile.width
+                            let dst = sum.baseAddress! + c * cellWidth + offset
+                            for i in lo..<hi { dst[i] += wr[i] * src[i] }
+                        }
+                    }
+                    cell.weights.withUnsafeMutableBufferPointer { acc in
+                        let dst = acc.baseAddress! + offset
+                        for i in lo..<hi { dst[i] += wr[i] }
+                    }
+                    cell.validity.withUnsafeMutableBufferPointer { v in
+                        let dst = v.baseAddress! + offset
+                        if let valid {
+                            let src = valid.baseAddress! + r * tile.width
+                            for i in lo..<hi { dst[i] = src[i] != 0 ? 1 : 0 }
+                        } else {
+                            for i in lo..<hi { dst[i] = 1 }
+                        }
+                    }
+                    k += 1
                 }
             }
         }
     }
 
-    private func appendRow() {
-        sums.append([Float](repeating: 0, count: classes * columns.count))
-        weights.append([Float](repeating: 0, count: columns.count))
-        validity.append([UInt8](repeating: 0, count: columns.count))
-    }
-
-    /// Completes grid row `row` (rows must be finished in order) and returns the image rows that are final.
-    public func finishGridRow(_ row: Int) -> StitchedBand {
-        precondition(row == finishedGridRows, "grid rows must be finished in order")
-        finishedGridRows += 1
+    /// Image rows (of this stitcher) that become final with grid row `row`.
+    private func finishingRows(_ row: Int) -> Range<Int> {
         let all = grid.finishedRows(afterGridRow: row)
         let start = max(all.lowerBound, firstRow), end = min(all.upperBound, rows.upperBound)
-        let range = start..<max(start, end)
-        let width = columns.count
-        while firstRow + sums.count < range.upperBound { appendRow() }  // rows no window reached
-        // The finished rows move into the band as they are (no copy); division happens on access.
-        let drop = range.upperBound - firstRow
-        let skip = range.lowerBound - firstRow
-        let band = StitchedBand(rows: range, width: width, classes: classes,
-                                sums: Array(sums[skip..<drop]), weights: Array(weights[skip..<drop]),
-                                validity: Array(validity[skip..<drop]))
-        sums.removeFirst(drop)
-        weights.removeFirst(drop)
-        validity.removeFirst(drop)
-        firstRow = range.upperBound
-        return band
+        return start..<max(start, end)
+    }
+
+    /// After window `tile` of the current grid row (added, or skipped): the chunks of the rows this
+    /// grid row finishes that no later window of the row reaches (later windows start at the next
+    /// column origin), one band per chunk, left to right; often none. The windows must come in
+    /// `tiles(inRow:)` order, and `finishGridRow(row)` still ends the row.
+    public func finishColumns(afterTile tile: Tile) -> [StitchedBand] {
+        precondition(tile.gridRow == finishedGridRows, "windows must arrive grid row by grid row")
+        let next = grid.columnOrigins.first { $0 > tile.x } ?? grid.imageWidth
+        var bands: [StitchedBand] = []
+        let range = finishingRows(tile.gridRow)
+        while releasedChunks < chunkBounds.count - 1, chunkBounds[releasedChunks + 1] <= next {
+            if !range.isEmpty { bands.append(release(chunk: releasedChunks, rows: range)) }
+            releasedChunks += 1
+        }
+        return bands
+    }
+
+    /// Chunk `k` of image rows `range` as a band; its cells leave the stitcher.
+    private func release(chunk k: Int, rows range: Range<Int>) -> StitchedBand {
+        while firstRow + held.count < range.upperBound { held.append([Cell?](repeating: nil, count: chunkBounds.count - 1)) }
+        let width = chunkBounds[k + 1] - chunkBounds[k]
+        var sums: [[Float]] = [], weights: [[Float]] = [], validity: [[UInt8]] = []
+        for y in range {
+            let cell = held[y - firstRow][k] ?? Cell(classes: classes, width: width)  // no window reached it
+            if held[y - firstRow][k] != nil { heldPixels -= width }
+            held[y - firstRow][k] = nil
+            sums.append(cell.sums)
+            weights.append(cell.weights)
+            validity.append(cell.validity)
+        }
+        return StitchedBand(rows: range, x: chunkBounds[k], width: width, classes: classes, sums: sums,
+                            weights: weights, validity: validity)
+    }
+
+    /// Completes grid row `row` (rows must be finished in order): the chunks of the rows that are now
+    /// final not handed over by `finishColumns`, one band per chunk, left to right.
+    public func finishGridRowInChunks(_ row: Int) -> [StitchedBand] {
+        precondition(row == finishedGridRows, "grid rows must be finished in order")
+        let range = finishingRows(row)
+        var bands: [StitchedBand] = []
+        if !range.isEmpty {
+            for k in releasedChunks..<(chunkBounds.count - 1) { bands.append(release(chunk: k, rows: range)) }
+        }
+        let drop = min(held.count, range.upperBound - firstRow)
+        if drop > 0 { held.removeFirst(drop) }
+        firstRow = max(firstRow, range.upperBound)
+        finishedGridRows += 1
+        releasedChunks = 0
+        return bands
+    }
+
+    /// Completes grid row `row` and returns the image rows that are final, across all of this
+    /// stitcher's columns (for a stitcher whose columns were not handed over by `finishColumns`).
+    public func finishGridRow(_ row: Int) -> StitchedBand {
+        precondition(releasedChunks == 0, "finishGridRow after finishColumns: use finishGridRowInChunks")
+        let chunks = finishGridRowInChunks(row)
+        if chunks.count == 1 { return chunks[0] }
+        let range = finishingRows(row)
+        return StitchedBand(joining: chunks, rows: chunks.first?.rows ?? range, x: columns.lowerBound,
+                            width: columns.count, classes: classes)
     }
 }
 
@@ -150,6 +244,8 @@ public final class StreamingStitcher {
 public struct StitchedBand: Sendable {
     /// Image rows covered.
     public let rows: Range<Int>
+    /// First image column and number of columns covered.
+    public let x: Int
     public let width: Int
     public let classes: Int
     /// Per row: Σ weight × logits, (classes, width).
@@ -159,13 +255,38 @@ public struct StitchedBand: Sendable {
     /// Per row: 1 where the input pixel is valid; nil when every pixel counts as valid.
     let validity: [[UInt8]]?
 
-    init(rows: Range<Int>, width: Int, classes: Int, sums: [[Float]], weights: [[Float]], validity: [[UInt8]]? = nil) {
+    init(rows: Range<Int>, x: Int = 0, width: Int, classes: Int, sums: [[Float]], weights: [[Float]],
+         validity: [[UInt8]]? = nil) {
         self.rows = rows
+        self.x = x
         self.width = width
         self.classes = classes
         self.sums = sums
         self.weights = weights
         self.validity = validity
+    }
+
+    /// Column chunks side by side (`StreamingStitcher.finishGridRow`): rows `rows`, columns `x..<x+width`.
+    init(joining chunks: [StitchedBand], rows: Range<Int>, x: Int, width: Int, classes: Int) {
+        var sums: [[Float]] = [], weights: [[Float]] = [], validity: [[UInt8]] = []
+        for k in 0..<rows.count {
+            var s = [Float](repeating: 0, count: classes * width), w = [Float](repeating: 0, count: width)
+            var v = [UInt8](repeating: 0, count: width)
+            for chunk in chunks {
+                let offset = chunk.x - x
+                for c in 0..<classes {
+                    for i in 0..<chunk.width { s[c * width + offset + i] = chunk.sums[k][c * chunk.width + i] }
+                }
+                for i in 0..<chunk.width {
+                    w[offset + i] = chunk.weights[k][i]
+                    v[offset + i] = chunk.validity?[k][i] ?? 1
+                }
+            }
+            sums.append(s)
+            weights.append(w)
+            validity.append(v)
+        }
+        self.init(rows: rows, x: x, width: width, classes: classes, sums: sums, weights: weights, validity: validity)
     }
 
     /// Whether the input pixel at band row `k`, column `x` was valid in the windows that covered it

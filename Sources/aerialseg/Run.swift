@@ -180,6 +180,8 @@ struct Run: AsyncParsableCommand {
                     print(String(format: "  blocks: %d of %d × %d pixels, %d computed by this run; recompute overhead "
                                  + "%.1f %% (%d windows in blocks for %d in the grid)", b.count, b.blockWidth,
                                  b.blockHeight, b.run, 100 * b.recomputeOverhead, b.windowsInBlocks, b.windowsInGrid))
+                    print("  memory plan: model, reader and process ≈ \(b.reservedBytes >> 20) MiB + a block's stitchers "
+                          + "≈ \(b.stitcherBytes >> 20) MiB (--memory-mb \(memoryMB))")
                 }
                 if !quiet { result.notices.forEach { printError("aerialseg: note: \($0)") } }
                 switch result.assembly {

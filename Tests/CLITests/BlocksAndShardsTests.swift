@@ -74,22 +74,21 @@ import TestSupport
         }
     }
 
-    /// Block sizes 1024 (the whole image), 512 and 256 × 1024 on a 1024² piece of the orthophoto with
-    /// crop 128: the same bytes (the 4096 / 2048 / 1024 of a 512 crop, scaled to keep the test fast).
-    @Test func blockSizesOnTheOrthophoto() throws {
+    /// Blocks of 4096 (the whole image), 2048 and 1024 on the 4096² mosaic of the orthophoto at crop
+    /// 512 / stride 341 (hann blending, vectors): the same labels, confidence, preview and vector
+    /// bytes. 1024-pixel blocks are three strides wide, so every block has border windows run twice.
+    @Test func blockSizesOnTheOrthophotoMosaic() throws {
         let dir = Fixtures.temporaryDirectory("aerialseg-blocks-ortho")
         defer { try? FileManager.default.removeItem(at: dir) }
-        let pipeline = try pipeline(in: dir, crop: 128, stride: 96)
-        let input = dir.appendingPathComponent("ortho1024.tif").path
-        let made = try Tool.run("gdal_translate", ["-q", "-srcwin", "512", "512", "1024", "1024",
-                                                   Fixtures.local("rasters/ortho_10cm.tif").path, input])
-        try #require(made.status == 0, "\(made.stderr)")
-        let inputs = [input]
+        let pipeline = try pipeline(in: dir, crop: 512, stride: 341)
+        let inputs = [try ClusterTools.mosaicAndSecondInput(in: dir)[0]]
         var reference: [String: Data]?
-        for size in ["1024", "512", "256x1024"] {
+        for size in ["4096", "2048", "1024"] {
             let out = dir.appendingPathComponent("b\(size)").path
             let result = try run(pipeline, inputs, out, ["--block-size", size])
             try #require(result.status == 0, "\(result.stderr)")
+            let blocks = (4096 / Int(size)!) * (4096 / Int(size)!)
+            #expect(result.stdout.contains("blocks: \(blocks) of \(size) × \(size) pixels"), "\(result.stdout)")
             let produced = try files(out, inputs)
             if let reference { expectSame(reference, produced, "--block-size \(size)") } else { reference = produced }
         }

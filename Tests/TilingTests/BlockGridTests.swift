@@ -34,11 +34,16 @@ import Testing
     /// strides. The automatic size is a multiple of the stride and fits the stitcher budget.
     @Test func recomputeOverheadAndAutomaticSize() throws {
         let windows = try WindowGrid(imageWidth: 65536, imageHeight: 65536, crop: 512, stride: 341)
-        let blocks = try BlockGrid(windows: windows, classes: 6, views: 1, stitcherBytes: 256 << 20)
-        #expect(blocks.blockWidth % 341 == 0 && blocks.blockHeight == 4 * blocks.blockWidth)
-        #expect(BlockGrid.stitcherBytes(width: blocks.blockWidth, windows: windows, classes: 6, views: 1) <= 256 << 20)
-        #expect(BlockGrid.stitcherBytes(width: blocks.blockWidth + 341, windows: windows, classes: 6, views: 1) > 256 << 20)
-        #expect(blocks.recomputeOverhead > 0 && blocks.recomputeOverhead < 0.05, "\(blocks.recomputeOverhead)")
+        let blocks = try BlockGrid(windows: windows, classes: 6, views: 1, stitcherBytes: 64 << 20)
+        #expect(blocks.blockWidth % 341 == 0 && blocks.blockHeight == min(65536, 4 * blocks.blockWidth))
+        #expect(blocks.blockWidth < BlockGrid.efficientStrides * 341)
+        #expect(BlockGrid.stitcherBytes(width: blocks.blockWidth, windows: windows, classes: 6, views: 1) <= 64 << 20)
+        #expect(BlockGrid.stitcherBytes(width: blocks.blockWidth + 341, windows: windows, classes: 6, views: 1) > 64 << 20)
+        #expect(blocks.recomputeOverhead > 0 && blocks.recomputeOverhead < 0.1, "\(blocks.recomputeOverhead)")
+        // A budget with room to spare: blocks stop at 50 strides (2 % + 0.5 %), memory stays flat.
+        let roomy = try BlockGrid(windows: windows, classes: 6, views: 1, stitcherBytes: 4 << 30)
+        #expect(roomy.blockWidth == BlockGrid.efficientStrides * 341)
+        #expect(roomy.recomputeOverhead < 0.03, "\(roomy.recomputeOverhead)")
         let k = 12
         let square = try BlockGrid(windows: windows, blockWidth: k * 341, blockHeight: k * 341)
         #expect(abs(square.recomputeOverhead - 2.0 / Double(k)) < 0.02, "\(square.recomputeOverhead)")
@@ -124,6 +129,77 @@ import Testing
                     #expect(blocked == whole, "\(w)×\(h) crop \(crop)/\(stride) blocks \(bw)×\(bh) \(blendMode) flip \(flip)")
                 }
             }
+        }
+    }
+
+    /// One view with column chunks handed over as the windows pass (`finishColumns`, as `run` does):
+    /// the same bits as whole rows, and the most pixels held at once.
+    func blendReleasingColumns(_ windows: WindowGrid, classes: Int, blend: Blend, blocks: BlockGrid?)
+        -> (Blended, peak: Int) {
+        let (w, h) = (windows.imageWidth, windows.imageHeight)
+        var out = Blended(sums: .init(repeating: 0, count: classes * w * h), weights: .init(repeating: 0, count: w * h),
+                          labels: .init(repeating: 0, count: w * h), confidence: .init(repeating: 0, count: w * h))
+        var peak = 0
+        let regions: [Block?] = blocks.map { $0.blocks.map(Optional.some) } ?? [nil]
+        for block in regions {
+            let stitcher = block.map { StreamingStitcher(grid: windows, classes: classes, blend: blend, block: $0) }
+                ?? StreamingStitcher(grid: windows, classes: classes, blend: blend)
+            for row in block?.gridRows ?? windows.rowOrigins.indices {
+                var chunks: [StitchedBand] = []
+                for tile in windows.tiles(inRow: row) where block?.touches(tile) ?? true {
+                    logits(tile, classes: classes).withUnsafeBufferPointer { stitcher.add(tile, logits: $0) }
+                    chunks += stitcher.finishColumns(afterTile: tile)
+                }
+                chunks += stitcher.finishGridRowInChunks(row)
+                for band in chunks {
+                    let (labels, confidence) = mergeViews([band])
+                    for (k, y) in band.rows.enumerated() {
+                        for x in 0..<band.width {
+                            out.weights[y * w + band.x + x] = band.weight(row: k, column: x).bitPattern
+                            out.labels[y * w + band.x + x] = labels[k * band.width + x]
+                            out.confidence[y * w + band.x + x] = confidence[k * band.width + x].bitPattern
+                            for c in 0..<classes {
+                                out.sums[(c * h + y) * w + band.x + x] =
+                                    band.withRow(k) { s, _ in s[c * band.width + x] }.bitPattern
+                            }
+                        }
+                    }
+                }
+            }
+            peak = max(peak, stitcher.peakHeldPixels)
+        }
+        return (out, peak)
+    }
+
+    /// Column chunks handed over as soon as no later window reaches them give bit-identical sums,
+    /// weights, labels and confidence, and the stitcher then holds at most the rows continuing into
+    /// the next grid row plus the chunks under one window (`BlockGrid.stitcherBytes`' count), less
+    /// than whole rows on a wide image.
+    @Test(arguments: [(131, 97, 48, 32), (200, 150, 64, 48), (45, 70, 64, 48), (257, 64, 64, 41), (700, 352, 96, 64), (700, 320, 96, 64)])
+    func columnChunksAreBitIdenticalAndHoldLess(_ w: Int, _ h: Int, _ crop: Int, _ stride: Int) throws {
+        let windows = try WindowGrid(imageWidth: w, imageHeight: h, crop: crop, stride: stride)
+        for blendMode in Blend.allCases {
+            let whole = blend(windows, classes: 3, blend: blendMode, flip: false, blocks: nil)
+            for size in [nil, (2 * stride, 5 * stride), (37, 23), (w + 5, h)] as [(Int, Int)?] {
+                let blocks = try size.map { try BlockGrid(windows: windows, blockWidth: $0.0, blockHeight: $0.1) }
+                let (chunked, peak) = blendReleasingColumns(windows, classes: 3, blend: blendMode, blocks: blocks)
+                #expect(chunked == whole, "\(w)×\(h) crop \(crop)/\(stride) blocks \(String(describing: size)) \(blendMode)")
+                let width = blocks?.blockWidth ?? w
+                let bound = windows.carriedRows * width + min(width, windows.windowWidth + stride) * windows.windowHeight
+                #expect(peak <= bound, "peak \(peak), bound \(bound)")
+            }
+        }
+        if w >= 7 * crop, windows.carriedRows == crop - stride {  // whole rows hold crop rows of the width
+            let rows = StreamingStitcher(grid: windows, classes: 1, blend: .mean)
+            for row in windows.rowOrigins.indices {
+                for tile in windows.tiles(inRow: row) {
+                    [Float](repeating: 1, count: tile.width * tile.height).withUnsafeBufferPointer { rows.add(tile, logits: $0) }
+                }
+                _ = rows.finishGridRow(row)
+            }
+            let (_, peak) = blendReleasingColumns(windows, classes: 1, blend: .mean, blocks: nil)
+            #expect(rows.peakHeldPixels >= crop * w && peak < rows.peakHeldPixels * 3 / 5,
+                    "whole rows \(rows.peakHeldPixels), chunks \(peak)")
         }
     }
 

@@ -31,6 +31,9 @@ public protocol Backend: Sendable {
     func upload(_ x: Tensor) -> Activation
     /// Returns an activation as an NCHW tensor.
     func download(_ x: Activation) -> Tensor
+    /// Calls `body` with an activation's values in NCHW order: in place when the backend already
+    /// holds them so (no copy), else through `download`.
+    func withNCHW<T>(_ x: Activation, _ body: (UnsafeBufferPointer<Float>) throws -> T) rethrows -> T
     /// Logical NCHW shape of an activation.
     func shape(of x: Activation) -> Shape4
 
@@ -134,5 +137,11 @@ extension Backend {
     @inline(__always)
     public func conv2d(_ x: Activation, _ conv: Conv) throws -> Activation {
         try conv2d(x, conv, residual: nil)
+    }
+}
+
+extension Backend {
+    public func withNCHW<T>(_ x: Activation, _ body: (UnsafeBufferPointer<Float>) throws -> T) rethrows -> T {
+        try download(x).data.withUnsafeBufferPointer(body)
     }
 }

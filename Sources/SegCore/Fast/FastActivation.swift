@@ -66,6 +66,7 @@ final class BufferPool: @unchecked Sendable {
 
     /// A buffer of exactly `count` floats (uninitialised).
     func take(_ count: Int) -> PooledBuffer {
+        ActivationMeter.current?.taken(count * MemoryLayout<Float>.stride)
         let reused: UnsafeMutablePointer<Float>? = lock.withLock {
             guard let pointer = idle[count]?.popLast() else { return nil }
             idleBytes -= count * MemoryLayout<Float>.stride
@@ -79,6 +80,7 @@ final class BufferPool: @unchecked Sendable {
 
     fileprivate func recycle(_ pointer: UnsafeMutablePointer<Float>, count: Int) {
         let bytes = count * MemoryLayout<Float>.stride
+        ActivationMeter.current?.returned(bytes)
         let kept: Bool = lock.withLock {
             guard idleBytes + bytes <= limitBytes else { return false }
             idle[count, default: []].append(pointer)
@@ -86,5 +88,33 @@ final class BufferPool: @unchecked Sendable {
             return true
         }
         if !kept { pointer.deallocate() }
+    }
+}
+
+/// Counts the activation bytes live on the calling thread while `measure` runs: the most held at
+/// once by one forward pass. A property of the network and the input size only (not of the CPU, the
+/// thread count or other threads' work), so every shard of a job derives the same block layout.
+final class ActivationMeter {
+    private var live = 0
+    private(set) var peak = 0
+    private static let key = "aerialseg.activation-meter"
+
+    /// The meter of the calling thread, while one is measuring.
+    static var current: ActivationMeter? { Thread.current.threadDictionary[key] as? ActivationMeter }
+
+    func taken(_ bytes: Int) {
+        live += bytes
+        peak = max(peak, live)
+    }
+
+    func returned(_ bytes: Int) { live -= bytes }
+
+    /// Runs `body` with a meter on this thread; returns the peak live bytes.
+    static func measure(_ body: () throws -> Void) rethrows -> Int {
+        let meter = ActivationMeter()
+        Thread.current.threadDictionary[key] = meter
+        defer { Thread.current.threadDictionary.removeObject(forKey: key) }
+        try body()
+        return meter.peak
     }
 }

@@ -29,6 +29,12 @@ extension FastBackend {
         return out
     }
 
+    /// An NCHW activation (the logits' resize writes NCHW planes) is read in place.
+    public func withNCHW<T>(_ x: FastActivation, _ body: (UnsafeBufferPointer<Float>) throws -> T) rethrows -> T {
+        guard x.layout == .nchw else { return try download(x).data.withUnsafeBufferPointer(body) }
+        return try body(UnsafeBufferPointer(start: x.pointer, count: x.shape.count))
+    }
+
     /// Returns an activation as an NCHW tensor (N,C,H,W).
     public func download(_ x: FastActivation) -> Tensor {
         let s = x.shape

@@ -1,3 +1,5 @@
+import Limits
+import Synchronization
 /// Outputs of one forward pass, as NCHW tensors (for parity checks and debugging).
 public struct ForwardResult: Sendable {
     /// Backbone outputs in `out_indices` order (RegSeg: stem, 1/4, 1/8, 1/16).
@@ -42,6 +44,11 @@ extension RegSeg: SegmentationNetwork {
 private protocol ModelRunner: Sendable {
     func forward(_ x: Tensor) throws -> ForwardResult
     func logits(_ x: Tensor, flip: Bool, alignCorners: Bool) throws -> Tensor
+    /// `logits`, handed to `body` as NCHW values without a copy where the backend allows.
+    func withLogits<T>(_ x: Tensor, flip: Bool, alignCorners: Bool,
+                       _ body: (UnsafeBufferPointer<Float>) throws -> T) throws -> T
+    /// Peak activation bytes of `logits(x)` on the fast backend (`ActivationMeter`); nil on others.
+    func activationPeak(_ x: Tensor, alignCorners: Bool) throws -> Int?
 }
 
 private struct BoundNetwork<N: SegmentationNetwork>: ModelRunner {
@@ -55,13 +62,27 @@ private struct BoundNetwork<N: SegmentationNetwork>: ModelRunner {
     }
 
     func logits(_ x: Tensor, flip: Bool, alignCorners: Bool) throws -> Tensor {
+        backend.download(try resized(x, flip: flip, alignCorners: alignCorners))
+    }
+
+    func withLogits<T>(_ x: Tensor, flip: Bool, alignCorners: Bool,
+                       _ body: (UnsafeBufferPointer<Float>) throws -> T) throws -> T {
+        try backend.withNCHW(try resized(x, flip: flip, alignCorners: alignCorners), body)
+    }
+
+    private func resized(_ x: Tensor, flip: Bool, alignCorners: Bool) throws -> N.B.Activation {
         let b = backend
         var input = b.upload(x)
         let size = b.shape(of: input).size
         if flip { input = b.flipHorizontal(input) }
         var y = b.resizeBilinear(try network.forward(input, b).decode, to: size, alignCorners: alignCorners)
         if flip { y = b.flipHorizontal(y) }
-        return b.download(y)
+        return y
+    }
+
+    func activationPeak(_ x: Tensor, alignCorners: Bool) throws -> Int? {
+        guard backend is FastBackend else { return nil }
+        return try ActivationMeter.measure { try withLogits(x, flip: false, alignCorners: alignCorners) { _ in } }
     }
 }
 
@@ -86,7 +107,10 @@ public final class SegmentationModel: Sendable {
     /// Widths the description left out and the checkpoint's shapes gave, by mmseg config field
     /// (`backbone.stem_channels`, `backbone.in_channels`, `decode_head.channels`, `num_classes`, ...).
     public let inferredWidths: [String: Int]
+    /// Weight and bias values of the model (floats), as loaded.
+    public let parameterCount: Int
     private let runner: any ModelRunner
+    private let footprints = Mutex<[Size2: Int]>([:])
 
     /// Builds the network `config` describes and maps `weights` (checkpoint key → float tensor,
     /// e.g. `Checkpoint.floatTensors()`) onto it.
@@ -99,6 +123,7 @@ public final class SegmentationModel: Sendable {
         let built = try Self.build(config, store, backend)
         try store.finish()
         inferredWidths = store.inferredWidths
+        parameterCount = weights.values.reduce(0) { $0 + $1.data.count }
         self.config = config
         backendName = backend.name
         alignCorners = config.resolvedAlignCorners
@@ -192,6 +217,39 @@ public final class SegmentationModel: Sendable {
     /// Throws like `forward`.
     public func logits(_ input: Tensor) throws -> Tensor {
         try run(input) { try runner.logits(input, flip: false, alignCorners: alignCorners) }
+    }
+
+    /// Bytes one `withLogits` call on an `height`×`width` input holds at its peak beyond the weights
+    /// and the backend's fixed buffers: the most activation bytes live at once (counted by the fast
+    /// backend while a zero input runs through, once per size; the resized logits included) plus the
+    /// input tensor. Depends on the network and the size only, not on the CPU or the threads. On the
+    /// reference backend, `estimatedInferenceBytes`.
+    public func activationFootprint(height: Int, width: Int) throws -> Int {
+        let size = Size2(height: height, width: width)
+        if let known = footprints.withLock({ $0[size] }) { return known }
+        let input = Tensor(shape: [1, inputChannels, height, width],
+                           data: [Float](repeating: 0, count: inputChannels * height * width))
+        let measured = try run(input) { try runner.activationPeak(input, alignCorners: alignCorners) }
+        let edges = MemoryBudget.product(inputChannels, height, width, MemoryLayout<Float>.stride)
+        let bytes = measured.map { MemoryBudget.sum($0, edges) }
+            ?? Self.estimatedInferenceBytes(height: height, width: width, classes: numClasses)
+        footprints.withLock { $0[size] = bytes }
+        return bytes
+    }
+
+    /// `logits(input)` (or `flippedLogits` with `flip`) handed to `body` as (N, classes, H, W) values,
+    /// without the copy into a `Tensor` where the backend holds them so already: one map of
+    /// classes × H × W floats less at the peak, and no copy per window.
+    public func withLogits<T>(_ input: Tensor, flip: Bool = false,
+                              _ body: (UnsafeBufferPointer<Float>) throws -> T) throws -> T {
+        // Only the network's errors become `inferenceFailed`; `body`'s own come out as they are.
+        var result: Result<T, any Error>?
+        try run(input) {
+            try runner.withLogits(input, flip: flip, alignCorners: alignCorners) { values in
+                result = Result { try body(values) }
+            }
+        }
+        return try result!.get()
     }
 
     /// Horizontal-flip inference: flip the input, run `logits`, flip the logits back.

@@ -15,6 +15,8 @@ public struct BenchmarkOptions: Sendable {
     public var backend = ComputeBackend.onednn
     /// Threads for the fast backend. Default 2.
     public var threads: Int = 2
+    /// Overrides the pipeline's `precision:` (default f32).
+    public var precision: Precision?
 
     public init(pipeline: String) { self.pipeline = pipeline }
 }
@@ -23,6 +25,8 @@ public struct BenchmarkOptions: Sendable {
 public struct BenchmarkResult: Codable, Sendable {
     public var model: String
     public var backend: String
+    /// The convolutions' arithmetic: "f32", or "bf16" (f32 when the CPU has no bf16).
+    public var precision: String = "f32"
     public var weights: String
     public var size: Int
     public var runs: Int
@@ -47,8 +51,9 @@ public enum Benchmark {
         case .reference:
             return try measure(ConvCounter(base: ReferenceBackend()), config, weights, name, options)
         case .onednn:
-            return try measure(ConvCounter(base: try FastBackend(threads: options.threads)), config, weights, name,
-                               options)
+            let precision = options.precision ?? config.precision ?? .f32
+            return try measure(ConvCounter(base: try FastBackend(threads: options.threads, precision: precision)),
+                               config, weights, name, options)
         }
     }
 
@@ -84,7 +89,7 @@ public enum Benchmark {
                 : (times[times.count / 2 - 1] + times[times.count / 2]) / 2
             let gflop = 2 * Double(macs) / 1e9
             results.append(BenchmarkResult(
-                model: name, backend: backend.name, weights: weightsLabel, size: size, runs: times.count,
+                model: name, backend: backend.name, precision: model.precision.rawValue, weights: weightsLabel, size: size, runs: times.count,
                 medianMs: median, minMs: times[0], tilesPerSecond: 1000 / median, convGFLOP: gflop,
                 gflopsPerSecond: gflop / (median / 1000), peakRSSMiB: peakResidentMiB()))
         }
@@ -93,9 +98,9 @@ public enum Benchmark {
 
     /// One line per result.
     public static func describe(_ r: BenchmarkResult) -> String {
-        String(format: "%@ %d×%d [%@, %@ weights]: %.1f ms/tile (median of %d, min %.1f), %.2f tiles/s, "
+        String(format: "%@ %d×%d [%@ %@, %@ weights]: %.1f ms/tile (median of %d, min %.1f), %.2f tiles/s, "
                + "%.1f GFLOP conv → %.0f GFLOP/s, peak RSS %.0f MiB",
-               r.model, r.size, r.size, r.backend, r.weights, r.medianMs, r.runs, r.minMs, r.tilesPerSecond,
+               r.model, r.size, r.size, r.backend, r.precision, r.weights, r.medianMs, r.runs, r.minMs, r.tilesPerSecond,
                r.convGFLOP, r.gflopsPerSecond, r.peakRSSMiB)
     }
 }

@@ -26,6 +26,7 @@ struct ConvCounter<Base: Backend>: Backend {
     }
 
     var name: String { base.name }
+    var precision: Precision { base.precision }
 
     func makeConv(_ spec: ConvSpec) throws -> Conv {
         Conv(base: try base.makeConv(spec),

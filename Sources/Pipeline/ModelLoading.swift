@@ -41,12 +41,15 @@ public enum ComputeBackend: String, Sendable, Codable, CaseIterable {
 }
 
 /// A pipeline's model with weights, classes and palette resolved.
+/// The convolutions' arithmetic (SegCore's), named here for the CLI and the server.
+public typealias Precision = SegCore.Precision
+
 public struct LoadedModel: Sendable {
     public let model: SegmentationModel
     public let classes: [String]
     public let palette: [[Int]]
     /// Notices for the user (random weights, widths taken from the checkpoint, ...).
-    public let notices: [String]
+    public var notices: [String]
     public let weights: WeightsSource
     /// SHA-256 of the checkpoint's bytes; nil for random weights.
     public let checkpointSHA256: String?
@@ -78,13 +81,25 @@ public enum ModelLoading {
     /// Classes and palette come from the checkpoint's meta when present, else from the pipeline,
     /// else are generated. `preloaded` avoids reading a checkpoint twice when the caller has it.
     public static func load(_ pipeline: PipelineConfig, weights source: WeightsSource, backend: ComputeBackend,
-                            threads: Int = 2, preloaded: Checkpoint? = nil) throws -> LoadedModel {
+                            threads: Int = 2, precision: Precision = .f32,
+                            preloaded: Checkpoint? = nil) throws -> LoadedModel {
         switch backend {
-        case .reference: return try load(pipeline, weights: source, on: { ReferenceBackend() }, preloaded: preloaded)
+        case .reference:
+            var loaded = try load(pipeline, weights: source, on: { ReferenceBackend() }, preloaded: preloaded)
+            if precision == .bf16 { loaded.notices.append(bf16Notice("the reference backend computes in f32")) }
+            return loaded
         case .onednn:
-            return try load(pipeline, weights: source, on: { try FastBackend(threads: threads) }, preloaded: preloaded)
+            var loaded = try load(pipeline, weights: source, on: { try FastBackend(threads: threads, precision: precision) },
+                                  preloaded: preloaded)
+            if precision == .bf16, !FastBackend.cpuHasBF16 {
+                loaded.notices.append(bf16Notice("this CPU has no AVX512-BF16 or AMX (oneDNN's ISA detection)"))
+            }
+            return loaded
         }
     }
+
+    /// The one line said when bf16 was asked for and f32 runs instead.
+    static func bf16Notice(_ why: String) -> String { "--precision bf16: \(why); running f32" }
 
     /// `load` on any backend (`bench` wraps one in a convolution counter); `makeBackend` is called
     /// once per build attempt.

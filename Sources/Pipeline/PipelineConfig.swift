@@ -33,6 +33,9 @@ public struct PipelineConfig: Codable, Sendable {
     /// SHA-256 of the checkpoint file (64 hex digits, as `sha256sum` prints), checked before the run.
     /// Default: not checked. Ignored when `--checkpoint` names another file.
     public var checkpointSHA256: String?
+    /// The arithmetic of the convolutions: `f32` (default, mmseg parity) or `bf16` (faster on CPUs
+    /// with AVX512-BF16; see README "Precision"). `--precision` overrides it.
+    public var precision: Precision?
     /// The pipeline file this was loaded from (not a YAML key); relative `checkpoint` paths resolve
     /// against its folder.
     public var sourcePath: String?
@@ -43,7 +46,7 @@ public struct PipelineConfig: Codable, Sendable {
         case mmsegConfig = "mmseg_config"
         case checkpoint
         case checkpointSHA256 = "checkpoint_sha256"
-        case model, classes, palette, input, tiling, vectors
+        case model, classes, palette, input, tiling, vectors, precision
     }
 
     /// `checkpoint` as a path usable from the current directory (relative to the pipeline file).

@@ -33,12 +33,15 @@ public struct RunOptions: Sendable {
     public var preview = PreviewMode.overlay
     public var backend = ComputeBackend.onednn
     public var threads = 2
+    /// Overrides the pipeline's `precision:` (default f32).
+    public var precision: Precision?
     /// GDAL block cache while running: 32 MiB. Windows are read row band by row band, so the cache
     /// only needs the blocks of about one band of windows (16384 × 512 RGB pixels ≈ 25 MB); a small
     /// cache keeps peak memory low.
     public var blockCacheBytes: Int64 = 32 << 20
-    /// Memory for one block's work, in MiB (`--memory-mb`, default 1024): a quarter of it is the
-    /// stitchers' budget, which sets the automatic block width (`SegmentationJob.blocks`).
+    /// Memory for the whole run, in MiB (`--memory-mb`, default 1024): what the model, the reader and
+    /// the process leave of it is the stitchers' budget, which sets the automatic block width
+    /// (`SegmentationJob.stitcherBytes`, `blocks`).
     public var memoryMB = 1024
     /// A fixed block size instead of the automatic one (`--block-size`).
     public var blockSize: BlockSize?
@@ -48,6 +51,9 @@ public struct RunOptions: Sendable {
 
     /// The checkpoint behind `checkpoint`, already read (by `init(mmengineCheckpoint:)`).
     var preloadedCheckpoint: Checkpoint?
+
+    /// `--precision`, else the pipeline's `precision:`, else f32.
+    public var resolvedPrecision: Precision { precision ?? pipeline.precision ?? .f32 }
 
     public init(pipeline: PipelineConfig, outputDirectory: String) {
         self.pipeline = pipeline

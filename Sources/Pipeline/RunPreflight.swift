@@ -5,12 +5,16 @@ import Tiling
 
 extension SegmentationJob {
     /// Throws `MemoryBudgetError` when one window (the crop) through the model would exceed the
-    /// memory budget: checked once, before any input is opened.
+    /// memory budget, or `PipelineError` when `--memory-mb` leaves no room for blocks beside the
+    /// model: checked once, before any input is opened.
     public func checkModelMemory(budget: MemoryBudget = .current) throws {
         let crop = options.resolvedCrop
         try SegmentationModel.checkInferenceMemory(height: crop, width: crop, classes: loaded.model.numClasses,
                                                    path: options.crop != nil ? "--crop \(crop)" : pipelinePath,
                                                    budget: budget)
+        // `--memory-mb` must leave room for blocks once the model and one window are counted (this
+        // also counts the window's activations once, up front, for every input's layout).
+        if options.blockSize == nil, options.tta != .msFlip { _ = try stitcherBytes() }
     }
 
     /// What can be known about an input before any inference, checked for every input before the

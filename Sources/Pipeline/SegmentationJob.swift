@@ -25,7 +25,8 @@ public final class SegmentationJob {
         options.preloadedCheckpoint = nil  // the model holds the weights now; don't keep the file's bytes
         try Self.validate(options)
         let loaded = try ModelLoading.load(options.pipeline, weights: try options.resolvedWeights(),
-                                           backend: options.backend, threads: options.threads, preloaded: preloaded)
+                                           backend: options.backend, threads: options.threads,
+                                           precision: options.resolvedPrecision, preloaded: preloaded)
         try self.init(options: options, loaded: loaded)
     }
 
@@ -503,6 +504,7 @@ public final class SegmentationJob {
                      options.tta.rawValue, options.confidence.rawValue, "\(options.resolvedBands)", options.backend.rawValue,
                      "\(preprocessing.mean)\(preprocessing.std)\(preprocessing.scale)\(preprocessing.reverse)",
                      "threads \(options.backend == .onednn ? options.threads : 0)"]
+            + (loaded.model.precision == .f32 ? [] : ["precision \(loaded.model.precision.rawValue)"])
             + (scaling.isIdentity ? [] : ["\(scaling)"])
         var hash: UInt64 = 0xcbf2_9ce4_8422_2325  // FNV-1a
         for byte in parts.joined(separator: "\u{1F}").utf8 {

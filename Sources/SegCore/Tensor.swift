@@ -23,3 +23,11 @@ public struct Tensor: Sendable, Equatable {
     /// Number of elements.
     public var count: Int { data.count }
 }
+
+/// The arithmetic of the convolutions: `f32` (the default, parity with mmseg to 1e-4), or `bf16`
+/// (inputs and weights rounded to bfloat16, products accumulated in f32: about twice the dot-product
+/// rate on CPUs with AVX512-BF16; Winograd convolutions, softmax, resizes and blending stay f32).
+public enum Precision: String, Sendable, Codable, CaseIterable {
+    case f32
+    case bf16
+}

@@ -62,7 +62,7 @@ public struct ModelRegistry: Sendable {
     /// Loads every pipeline and its weights (the pipeline's `checkpoint:`; a pipeline naming none is
     /// refused with `WeightsSource.resolve`'s error) and checks, as `run` does, that a window through
     /// each model fits the memory budget. Two pipelines with the same stem are refused.
-    public static func load(pipelines: [String], threads: Int) throws -> ModelRegistry {
+    public static func load(pipelines: [String], threads: Int, precision: Precision? = nil) throws -> ModelRegistry {
         var models: [String: ServedModel] = [:]
         for path in pipelines {
             let name = ((path as NSString).lastPathComponent as NSString).deletingPathExtension
@@ -72,7 +72,8 @@ public struct ModelRegistry: Sendable {
             }
             let pipeline = try PipelineConfig.load(path: path)
             let weights = try WeightsSource.resolve(pipeline: pipeline, checkpoint: nil, randomWeights: false)
-            let loaded = try ModelLoading.load(pipeline, weights: weights, backend: .onednn, threads: threads)
+            let loaded = try ModelLoading.load(pipeline, weights: weights, backend: .onednn, threads: threads,
+                                               precision: precision ?? pipeline.precision ?? .f32)
             // Building a job validates the tiling and bands once, at start, and one window through the
             // model must fit the memory budget, as `run` checks before any input.
             try SegmentationJob(options: RunOptions(pipeline: pipeline, outputDirectory: ""), loaded: loaded)

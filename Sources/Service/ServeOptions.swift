@@ -27,7 +27,8 @@ public struct ServeOptions: Sendable {
     public var jobTTL: Duration = .seconds(168 * 3600)
     /// Compute threads per model. Default 2.
     public var threads = 2
-    // A `--precision` option (another issue) belongs here and in `ModelRegistry.load`, which builds each model.
+    /// Overrides every pipeline's `precision:` (`--precision`).
+    public var precision: Precision?
 
     public init(pipelines: [String], dataDirectory: String) {
         self.pipelines = pipelines

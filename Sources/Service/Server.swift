@@ -11,7 +11,8 @@ public struct Server: Sendable {
     /// Loads every model (refusing a pipeline without weights) and opens `--data`, continuing the
     /// jobs a crash or shutdown left. Nothing listens yet.
     public init(options: ServeOptions, logger: Logger) async throws {
-        let registry = try ModelRegistry.load(pipelines: options.pipelines, threads: options.threads)
+        let registry = try ModelRegistry.load(pipelines: options.pipelines, threads: options.threads,
+                                              precision: options.precision)
         try FileManager.default.createDirectory(atPath: options.dataDirectory, withIntermediateDirectories: true)
         let store = try JobStore(dataDirectory: options.dataDirectory, logger: logger)
         let metrics = ServiceMetrics()

@@ -34,6 +34,7 @@ struct AerialSeg: AsyncParsableCommand {
 }
 
 extension ComputeBackend: ExpressibleByArgument {}
+extension Precision: ExpressibleByArgument {}
 extension PreviewMode: ExpressibleByArgument {}
 
 /// Prints `aerialseg: error: <file>: <what> (<hint>)` on stderr and exits with `code`.

@@ -25,6 +25,9 @@ struct Bench: AsyncParsableCommand {
     @Option(help: "Threads.")
     var threads = 2
 
+    @Option(help: "Convolution arithmetic: f32 or bf16 (default: the pipeline's precision:, else f32).")
+    var precision: Precision?
+
     @Flag(help: "Print JSON.")
     var json = false
 
@@ -41,6 +44,7 @@ struct Bench: AsyncParsableCommand {
         options.runs = runs
         options.backend = backend
         options.threads = threads
+        options.precision = precision
         do {
             let results = try Benchmark.run(options)
             if json {

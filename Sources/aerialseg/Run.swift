@@ -61,6 +61,9 @@ struct Run: AsyncParsableCommand {
     @Option(help: "Threads.")
     var threads = 2
 
+    @Option(help: "Convolution arithmetic: f32 (default, mmseg parity) or bf16 (faster where the CPU has AVX512-BF16); overrides the pipeline's precision:.")
+    var precision: Precision?
+
     @Flag(help: "No progress output.")
     var quiet = false
 
@@ -122,6 +125,7 @@ struct Run: AsyncParsableCommand {
             options.preview = preview
             options.backend = backend
             options.threads = threads
+            options.precision = precision
             options.memoryMB = memoryMB
             options.blockSize = try blockSize.map(BlockSize.init(parsing:))
             options.sharded = shard != nil || assembleOnly

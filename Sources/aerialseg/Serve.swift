@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Logging
+import Pipeline
 import Service
 
 /// `aerialseg serve PIPELINE.yaml... --data DIR [...]`: the HTTP API (see Sources/Service/openapi.yaml).
@@ -50,6 +51,9 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Compute threads per model.")
     var threads = 2
 
+    @Option(help: "Convolution arithmetic for every model: f32 or bf16 (default: each pipeline's precision:, else f32).")
+    var precision: Precision?
+
     func validate() throws {
         if pipelines.isEmpty { throw ValidationError("give at least one pipeline file") }
         if !(0...65535).contains(port) { throw ValidationError("--port must be 0...65535") }
@@ -82,6 +86,7 @@ struct Serve: AsyncParsableCommand {
         options.token = tokenEnv.flatMap { ProcessInfo.processInfo.environment[$0] }
         options.jobTTL = .seconds(jobTtlHours * 3600)
         options.threads = threads
+        options.precision = precision
         let server: Server
         do {
             server = try await Server(options: options, logger: Logger(label: "aerialseg.serve"))

@@ -97,12 +97,21 @@ import TestSupport
     /// 3 shards one after another in a scrambled order, one of them twice, and `--shard auto` from
     /// Slurm's variables: the same bytes as one process. Only the shard finishing the last block
     /// assembles; the others say so and exit 0; a shard run after the assembly does nothing.
-    @Test func shardsInSequence() throws {
+    /// Small pieces with small blocks (many blocks, narrow edge blocks), or the 4096² mosaic of the
+    /// orthophoto and a second input at crop 512 with 1024-pixel blocks (17 blocks).
+    func shardJob(in dir: URL, onMosaic: Bool, small block: String) throws -> (String, [String], [String]) {
+        guard onMosaic else { return (try pipeline(in: dir), try inputs(in: dir), ["--block-size", block]) }
+        return (try pipeline(in: dir, crop: 512, stride: 341), try ClusterTools.mosaicAndSecondInput(in: dir),
+                ["--block-size", "1024"])
+    }
+
+    func stem(_ input: String) -> String { ((input as NSString).lastPathComponent as NSString).deletingPathExtension }
+
+    @Test(arguments: [false, true])
+    func shardsInSequence(onMosaic: Bool) throws {
         let dir = Fixtures.temporaryDirectory("aerialseg-shards")
         defer { try? FileManager.default.removeItem(at: dir) }
-        let pipeline = try pipeline(in: dir)
-        let inputs = try inputs(in: dir)
-        let block = ["--block-size", "192x144"]
+        let (pipeline, inputs, block) = try shardJob(in: dir, onMosaic: onMosaic, small: "192x144")
         let reference = dir.appendingPathComponent("one").path
         let one = try run(pipeline, inputs, reference, block)
         try #require(one.status == 0, "\(one.stderr)")
@@ -115,7 +124,7 @@ import TestSupport
                                  environment: shard == "auto" ? slurm : nil)
             try #require(result.status == 0, "step \(step): \(result.stderr)")
             #expect(result.stdout.contains("assembly: left to the shard that finishes the last block"), "\(result.stdout)")
-            #expect(!FileManager.default.fileExists(atPath: "\(out)/piece.labels.tif"))
+            #expect(!FileManager.default.fileExists(atPath: "\(out)/\(stem(inputs[0])).labels.tif"))
         }
         let last = try run(pipeline, inputs, out, block + ["--shard", "0/3"])
         try #require(last.status == 0, "\(last.stderr)")
@@ -129,12 +138,11 @@ import TestSupport
 
     /// 3 shards started at once (child processes): the same bytes as one process; exactly one of them
     /// assembles each input.
-    @Test func shardsAtOnce() throws {
+    @Test(arguments: [false, true])
+    func shardsAtOnce(onMosaic: Bool) throws {
         let dir = Fixtures.temporaryDirectory("aerialseg-shards-concurrent")
         defer { try? FileManager.default.removeItem(at: dir) }
-        let pipeline = try pipeline(in: dir)
-        let inputs = try inputs(in: dir)
-        let block = ["--block-size", "96x192"]
+        let (pipeline, inputs, block) = try shardJob(in: dir, onMosaic: onMosaic, small: "96x192")
         let reference = dir.appendingPathComponent("one").path
         let one = try run(pipeline, inputs, reference, block)
         try #require(one.status == 0, "\(one.stderr)")
@@ -162,8 +170,7 @@ import TestSupport
         }
         expectSame(try files(reference, inputs), try files(out, inputs), "3 concurrent shards")
         for input in inputs {  // each input's outputs listed by exactly one shard
-            let stem = ((input as NSString).lastPathComponent as NSString).deletingPathExtension
-            #expect(logs.components(separatedBy: "/\(stem).labels.tif\n").count - 1 == 1, "\(logs)")
+            #expect(logs.components(separatedBy: "/\(stem(input)).labels.tif\n").count - 1 == 1, "\(logs)")
         }
     }
 
@@ -205,6 +212,7 @@ import TestSupport
         (["--shard", "auto"], ["JOB_COMPLETION_INDEX": "1"], "JOB_COMPLETION_INDEX is set but not AERIALSEG_SHARD_COUNT"),
         (["--shard", "auto"], ["SLURM_ARRAY_TASK_ID": "x"], "SLURM_ARRAY_TASK_ID=x is not a number"),
         (["--block-size", "0x5"], [:], "--block-size: 0x5 is not a positive size"),
+        (["--memory-mb", "100"], [:], "--memory-mb 100: the model and one 64² window need about"),
     ])
     func badShardArguments(_ extra: [String], _ environment: [String: String], _ message: String) throws {
         let dir = Fixtures.temporaryDirectory("aerialseg-bad-shard")

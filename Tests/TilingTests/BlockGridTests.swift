@@ -40,10 +40,10 @@ import Testing
         #expect(BlockGrid.stitcherBytes(width: blocks.blockWidth, windows: windows, classes: 6, views: 1) <= 64 << 20)
         #expect(BlockGrid.stitcherBytes(width: blocks.blockWidth + 341, windows: windows, classes: 6, views: 1) > 64 << 20)
         #expect(blocks.recomputeOverhead > 0 && blocks.recomputeOverhead < 0.1, "\(blocks.recomputeOverhead)")
-        // A budget with room to spare: blocks stop at 50 strides (2 % + 0.5 %), memory stays flat.
+        // A budget with room to spare: blocks stop at 32 strides (3.1 % + 0.8 %), memory stays flat.
         let roomy = try BlockGrid(windows: windows, classes: 6, views: 1, stitcherBytes: 4 << 30)
         #expect(roomy.blockWidth == BlockGrid.efficientStrides * 341)
-        #expect(roomy.recomputeOverhead < 0.03, "\(roomy.recomputeOverhead)")
+        #expect(roomy.recomputeOverhead < 0.045, "\(roomy.recomputeOverhead)")
         let k = 12
         let square = try BlockGrid(windows: windows, blockWidth: k * 341, blockHeight: k * 341)
         #expect(abs(square.recomputeOverhead - 2.0 / Double(k)) < 0.02, "\(square.recomputeOverhead)")

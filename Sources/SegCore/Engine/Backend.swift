@@ -23,6 +23,8 @@ public protocol Backend: Sendable {
 
     /// Short name for logs and the CLI's `--backend` ("reference", "onednn").
     var name: String { get }
+    /// The arithmetic of the convolutions (f32 by default).
+    var precision: Precision { get }
 
     /// Prepares a convolution once, at model load time.
     func makeConv(_ spec: ConvSpec) throws -> Conv
@@ -141,6 +143,9 @@ extension Backend {
 }
 
 extension Backend {
+    /// The arithmetic of the convolutions; f32 unless a backend says otherwise.
+    public var precision: Precision { .f32 }
+
     public func withNCHW<T>(_ x: Activation, _ body: (UnsafeBufferPointer<Float>) throws -> T) rethrows -> T {
         try download(x).data.withUnsafeBufferPointer(body)
     }

@@ -38,19 +38,28 @@ final class DNNLContext {
     let stream: dnnl_stream_t
     /// Threads for oneDNN (OpenMP) and for our own kernels (same libgomp pool).
     let threads: Int
+    /// Direct convolutions in bf16 (inputs and weights; f32 accumulation and outputs).
+    let bf16: Bool
     /// Shared buffers by role (see `Slot`), each grown to the largest request.
-    private var buffers: [(pointer: UnsafeMutableRawPointer, bytes: Int)?] = [nil, nil, nil, nil, nil]
+    private var buffers: [(pointer: UnsafeMutableRawPointer, bytes: Int)?] = [nil, nil, nil, nil, nil, nil]
 
     /// Roles of the shared buffers: the primitives' scratchpad, the blocked-layout copies of a
     /// Winograd convolution's source and destination, and the sub-grid batches of a dilated one.
     enum Slot: Int {
-        case scratchpad = 0, blockedSource, blockedDestination, subgridSource, subgridDestination
+        case scratchpad = 0, blockedSource, blockedDestination, subgridSource, subgridDestination, bf16Source
+    }
+
+    /// Whether oneDNN runs bf16 dot products natively on this CPU (AVX512-BF16 or AMX).
+    static var cpuHasBF16: Bool {
+        let isa = dnnl_get_effective_cpu_isa().rawValue, bf16 = dnnl_cpu_isa_avx512_core_bf16.rawValue
+        return isa & bf16 == bf16
     }
 
     /// Creates the engine; sets libgomp's thread count (which oneDNN reads when it creates a
     /// primitive, so before any layer is built).
-    init(threads: Int = 2) throws(DNNLError) {
+    init(threads: Int = 2, bf16: Bool = false) throws(DNNLError) {
         self.threads = max(1, threads)
+        self.bf16 = bf16
         _ = aerialseg_omp_set_num_threads(Int32(self.threads))
         var engine: dnnl_engine_t?
         try dnnlCheck(dnnl_engine_create(&engine, dnnl_cpu, 0), "dnnl_engine_create")
@@ -139,6 +148,9 @@ final class DNNLConvolution {
         let kernelName: String
         /// Set when the kernel wants a blocked layout: the reorders from and to our NHWC buffers.
         var edges: BlockedEdges?
+        /// Set for a bf16 kernel: our f32 NHWC input, its reorder into the bf16 copy (`src`), and
+        /// that copy's bytes.
+        var bf16Input: (user: dnnl_memory_t, reorder: dnnl_primitive_t, bytes: Int)?
 
         init(pd: dnnl_primitive_desc_t, primitive: dnnl_primitive_t, src: dnnl_memory_t, dst: dnnl_memory_t,
              scratch: dnnl_memory_t, scratchBytes: Int, args: [dnnl_exec_arg_t]) {
@@ -154,6 +166,10 @@ final class DNNLConvolution {
 
         deinit {
             edges = nil
+            if let bf16Input {
+                dnnl_primitive_destroy(bf16Input.reorder)
+                dnnl_memory_destroy(bf16Input.user)
+            }
             dnnl_primitive_destroy(primitive)
             dnnl_primitive_desc_destroy(pd)
             dnnl_memory_destroy(src)
@@ -258,6 +274,17 @@ final class DNNLConvolution {
             try dnnlCheck(dnnl_memory_set_data_handle(plan.scratch, scratchpad), "set scratchpad")
         }
         let what = "\(geometry), input \(n)x\(h)x\(w)"
+        if let input = plan.bf16Input {
+            try dnnlCheck(dnnl_memory_set_data_handle(input.user, source), "set f32 src")
+            try dnnlCheck(dnnl_memory_set_data_handle(plan.src, context.buffer(.bf16Source, bytes: input.bytes)),
+                          "set bf16 src")
+            var toBF16 = [dnnl_exec_arg_t(arg: DNNL_ARG_FROM, memory: input.user),
+                          dnnl_exec_arg_t(arg: DNNL_ARG_TO, memory: plan.src)]
+            try execute(input.reorder, &toBF16, "reorder src to bf16 (\(what))")
+            try dnnlCheck(dnnl_memory_set_data_handle(plan.dst, y), "set dst")
+            try execute(plan.primitive, &plan.args, what)
+            return try dnnlCheck(dnnl_stream_wait(context.stream), "dnnl_stream_wait")
+        }
         guard let edges = plan.edges else {
             try dnnlCheck(dnnl_memory_set_data_handle(plan.src, source), "set src")
             try dnnlCheck(dnnl_memory_set_data_handle(plan.dst, y), "set dst")
@@ -313,7 +340,27 @@ final class DNNLConvolution {
                 return plan
             }
         }
+        if context.bf16 {
+            // bf16 inputs and weights, f32 accumulation and output: our f32 input is converted on the way in.
+            let bf16Src = try memoryDesc([key.n, g.inChannels, key.h, key.w], dnnl_nhwc, what, type: dnnl_bf16)
+            let plan = try makePrimitive(key, src: bf16Src, dst: dst, algorithm: dnnl_convolution_direct, what,
+                                         weightType: dnnl_bf16)
+            var bf16Desc = bf16Src
+            plan.bf16Input = (try memory(src, what), try reorderPrimitive(src, bf16Src, what),
+                              dnnl_memory_desc_get_size(&bf16Desc))
+            return plan
+        }
         return try makePrimitive(key, src: src, dst: dst, algorithm: dnnl_convolution_direct, what)
+    }
+
+    /// Which precision a convolution runs in for input size (n, h, w): "f32 Winograd", "f32" or "bf16".
+    func precision(n: Int, h: Int, w: Int) throws(DNNLError) -> String {
+        if let subgrid {
+            let d = geometry.dilation
+            return try subgrid.precision(n: n * d * d, h: (h + d - 1) / d, w: (w + d - 1) / d)
+        }
+        let plan = try plan(PlanKey(n: n, h: h, w: w, accumulate: false))
+        return plan.bf16Input != nil ? "bf16" : plan.edges != nil ? "f32 Winograd" : "f32"
     }
 
     /// Reorders between our NHWC buffers and the layouts `plan`'s kernel chose.
@@ -345,10 +392,11 @@ final class DNNLConvolution {
 
     /// A convolution primitive over `src`/`dst` descriptors (NHWC, or `any` to let oneDNN choose).
     private func makePrimitive(_ key: PlanKey, src: dnnl_memory_desc_t, dst: dnnl_memory_desc_t,
-                               algorithm: dnnl_alg_kind_t, _ what: String) throws(DNNLError) -> Plan {
+                               algorithm: dnnl_alg_kind_t, _ what: String,
+                               weightType: dnnl_data_type_t = dnnl_f32) throws(DNNLError) -> Plan {
         let g = geometry
         var src = src, dst = dst
-        var wei = try weightDesc(tag: dnnl_format_tag_any, what)
+        var wei = try weightDesc(tag: dnnl_format_tag_any, what, type: weightType)
         var bia = try memoryDesc([g.outChannels], dnnl_a, what)
         var desc = dnnl_convolution_desc_t()
         let strides: [Int64] = [Int64(g.stride), Int64(g.stride)]
@@ -459,20 +507,21 @@ final class DNNLConvolution {
         return memory
     }
 
-    private func weightDesc(tag: dnnl_format_tag_t, _ what: String) throws(DNNLError) -> dnnl_memory_desc_t {
+    private func weightDesc(tag: dnnl_format_tag_t, _ what: String, type: dnnl_data_type_t = dnnl_f32)
+        throws(DNNLError) -> dnnl_memory_desc_t {
         let g = geometry
         if g.groups > 1 {
             return try memoryDesc([g.groups, g.outChannels / g.groups, g.inChannels / g.groups,
-                                   g.kernelHeight, g.kernelWidth], tag, what)
+                                   g.kernelHeight, g.kernelWidth], tag, what, type: type)
         }
-        return try memoryDesc([g.outChannels, g.inChannels, g.kernelHeight, g.kernelWidth], tag, what)
+        return try memoryDesc([g.outChannels, g.inChannels, g.kernelHeight, g.kernelWidth], tag, what, type: type)
     }
 
-    private func memoryDesc(_ dims: [Int], _ tag: dnnl_format_tag_t, _ what: String) throws(DNNLError)
-        -> dnnl_memory_desc_t {
+    private func memoryDesc(_ dims: [Int], _ tag: dnnl_format_tag_t, _ what: String,
+                            type: dnnl_data_type_t = dnnl_f32) throws(DNNLError) -> dnnl_memory_desc_t {
         var md = dnnl_memory_desc_t()
         let dims64 = dims.map(Int64.init)
-        try dnnlCheck(dnnl_memory_desc_init_by_tag(&md, Int32(dims.count), dims64, dnnl_f32, tag),
+        try dnnlCheck(dnnl_memory_desc_init_by_tag(&md, Int32(dims.count), dims64, type, tag),
                       "dnnl_memory_desc_init_by_tag \(dims) (\(what))")
         return md
     }

@@ -28,11 +28,20 @@ public struct FastBackend: Backend {
     ///   - threads: threads for oneDNN and our kernels (libgomp's team size); 2 by default.
     ///   - winograd: run 3×3 stride-1 undilated convolutions with oneDNN's Winograd kernel
     ///     (see `DNNLConvolution`).
-    public init(threads: Int = 2, winograd: Bool = true) throws {
-        engine = try FastEngine(threads: threads, winograd: winograd)
+    ///   - precision: `.bf16` runs the direct (non-Winograd) convolutions with bf16 inputs and weights
+    ///     and f32 accumulation, where the CPU has AVX512-BF16 (else f32: see `precision`).
+    public init(threads: Int = 2, winograd: Bool = true, precision: Precision = .f32) throws {
+        engine = try FastEngine(threads: threads, winograd: winograd,
+                                bf16: precision == .bf16 && DNNLContext.cpuHasBF16)
     }
 
     public var name: String { "onednn" }
+
+    /// The precision the convolutions run in: `.bf16` only when asked and the CPU has it.
+    public var precision: Precision { engine.context.bf16 ? Precision.bf16 : Precision.f32 }
+
+    /// Whether this CPU runs bf16 convolutions natively (oneDNN's ISA detection: AVX512-BF16 or AMX).
+    public static var cpuHasBF16: Bool { DNNLContext.cpuHasBF16 }
 
     /// Threads used per op.
     public var threads: Int { engine.threads }
@@ -124,8 +133,8 @@ final class FastEngine: @unchecked Sendable {
     let winograd: Bool
     let level = aerialseg_cpu_level()
 
-    init(threads: Int, winograd: Bool) throws {
-        context = try DNNLContext(threads: threads)
+    init(threads: Int, winograd: Bool, bf16: Bool) throws {
+        context = try DNNLContext(threads: threads, bf16: bf16)
         self.threads = context.threads
         self.winograd = winograd
     }

@@ -102,6 +102,8 @@ public final class SegmentationModel: Sendable {
     public let preprocessing: Preprocessing
     /// Name of the backend the model runs on.
     public let backendName: String
+    /// The precision its convolutions run in (bf16 only where asked for and the CPU has it).
+    public let precision: Precision
     /// Channels of the network input (the backbone's `in_channels`; 3 for RGB images).
     public let inputChannels: Int
     /// Widths the description left out and the checkpoint's shapes gave, by mmseg config field
@@ -126,6 +128,7 @@ public final class SegmentationModel: Sendable {
         parameterCount = weights.values.reduce(0) { $0 + $1.data.count }
         self.config = config
         backendName = backend.name
+        precision = backend.precision
         alignCorners = config.resolvedAlignCorners
         numClasses = built.classes
         inputChannels = built.inputChannels

@@ -37,7 +37,8 @@ extension SegmentationJob {
     /// - the process with its libraries and GDAL's block cache (`processBaseBytes` + the cache);
     /// - the weights as loaded and oneDNN's packed copies: ≤ 5 × 4 bytes per parameter (Winograd's
     ///   F(4×4, 3×3) weights take 4 × their size, and the loaded copy stays);
-    /// - one window through the model, counted once per crop size (`activationFootprint`), per view;
+    /// - one window through the model, counted once per crop size (`activationFootprint`; views run
+    ///   one after the other, so one window's worth whatever the TTA);
     /// - the reader's windows ahead (3 windows of bands as floats and a validity byte).
     /// Deterministic (the network and the settings, not the CPU, threads or load), so every shard and
     /// every resume of a job cuts the same blocks.

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 /// An activation of `FastBackend`: float32 values in a 64-byte-aligned buffer taken from the
 /// backend's pool, NHWC between layers.
@@ -99,8 +100,15 @@ final class ActivationMeter {
     private(set) var peak = 0
     private static let key = "aerialseg.activation-meter"
 
+    /// Meters measuring anywhere now: while none is, `current` costs one atomic load instead of a
+    /// thread-dictionary lookup on every buffer taken and returned (the forward pass's hot path).
+    private static let active = Atomic<Int>(0)
+
     /// The meter of the calling thread, while one is measuring.
-    static var current: ActivationMeter? { Thread.current.threadDictionary[key] as? ActivationMeter }
+    static var current: ActivationMeter? {
+        guard active.load(ordering: .relaxed) > 0 else { return nil }
+        return Thread.current.threadDictionary[key] as? ActivationMeter
+    }
 
     func taken(_ bytes: Int) {
         live += bytes
@@ -113,7 +121,11 @@ final class ActivationMeter {
     static func measure(_ body: () throws -> Void) rethrows -> Int {
         let meter = ActivationMeter()
         Thread.current.threadDictionary[key] = meter
-        defer { Thread.current.threadDictionary.removeObject(forKey: key) }
+        active.add(1, ordering: .relaxed)
+        defer {
+            active.subtract(1, ordering: .relaxed)
+            Thread.current.threadDictionary.removeObject(forKey: key)
+        }
         try body()
         return meter.peak
     }

@@ -77,7 +77,7 @@ extension SegmentationJob {
     public func blocks(_ grid: WindowGrid) throws -> BlockGrid {
         do {
             if let size = options.blockSize {
-                return try BlockGrid(windows: grid, blockWidth: size.width, blockHeight: size.height)
+                return try BlockGrid(windows: grid, blockWidth: size.width, blockHeight: size.height, views: views)
             }
             return try BlockGrid(windows: grid, classes: loaded.model.numClasses, views: views,
                                  stitcherBytes: try stitcherBytes())
@@ -103,28 +103,30 @@ extension SegmentationJob {
 }
 
 extension BlockGrid {
-    /// The work-folder piece holding the rows of `block` finished by grid row `row`: numbered so that a
-    /// single whole-image block numbers its pieces by grid row, as row bands always were.
+    /// The work-folder piece holding the rows of `block` finished by the step starting at grid row
+    /// `row`: numbered so that a single whole-image block numbers its pieces by grid row, as row
+    /// bands always were.
     func piece(_ block: Block, gridRow row: Int) -> Int { block.index * windows.rowOrigins.count + row }
 
-    /// The grid rows of `block` that finish some of its rows (each one piece in the work folder).
-    func pieceRows(_ block: Block) -> [Int] {
-        block.gridRows.filter { !finishedRows(of: block, afterGridRow: $0).isEmpty }
+    /// The steps of `block` that finish some of its rows (each one piece in the work folder).
+    func pieceSteps(_ block: Block) -> [Range<Int>] {
+        steps(of: block).filter { !finishedRows(of: block, afterStep: $0).isEmpty }
     }
 
-    /// Short tag of the layout for the work folder's name: a different block size is a different job.
-    var tag: String { "b\(blockWidth)x\(blockHeight)" }
+    /// Short tag of the layout for the work folder's name: a different block size, or the last grid
+    /// rows taken as one step (their piece holds both rows' finished rows), is a different job.
+    var tag: String { "b\(blockWidth)x\(blockHeight)" + (interleavesLastRows && windows.lastRowsOverlapMore ? "s" : "") }
 }
 
 extension WorkFolder {
     /// Whether every piece of `block` is done.
     func isDone(_ block: Block, of blocks: BlockGrid) -> Bool {
-        blocks.pieceRows(block).allSatisfy { isDone(piece: blocks.piece(block, gridRow: $0)) }
+        blocks.pieceSteps(block).allSatisfy { isDone(piece: blocks.piece(block, gridRow: $0.lowerBound)) }
     }
 
     /// The files of every block's pieces, in block then row order (labels, confidence).
     func pieceFiles(_ blocks: BlockGrid) -> (labels: [String], confidence: [String]) {
-        let pieces = blocks.blocks.flatMap { b in blocks.pieceRows(b).map { blocks.piece(b, gridRow: $0) } }
+        let pieces = blocks.blocks.flatMap { b in blocks.pieceSteps(b).map { blocks.piece(b, gridRow: $0.lowerBound) } }
         return (pieces.map { file(piece: $0, kind: "labels") }, pieces.map { file(piece: $0, kind: "confidence") })
     }
 

@@ -199,18 +199,20 @@ public final class SegmentationJob {
         var notices: [String] = []
     }
 
-    /// Computes one block: its windows row by row, clipped to the block by its stitchers, each
-    /// finished row band written as a piece of the work folder. A block interrupted earlier resumes
-    /// after its last complete band (replaying the grid rows that still feed open rows).
+    /// Computes one block: its windows step by step (grid row by grid row, the last two rows together
+    /// with one view: `WindowGrid.rowSteps`), clipped to the block by its stitchers, each finished row
+    /// band written as a piece of the work folder. A block interrupted earlier resumes after its last
+    /// complete band (replaying the grid rows that still feed open rows).
     private func runBlock(_ block: Block, of blocks: BlockGrid, input: String, bands: [Int], scaling: InputScaling,
                           transform: GeoTransform, crs: SpatialReference, work: WorkFolder, run: inout BlockRun,
                           start: ContinuousClock.Instant, progress: (RunProgress) -> Void,
                           isCancelled: () -> Bool) throws {
         let grid = blocks.windows
-        let pieceRows = blocks.pieceRows(block)
+        let pieceSteps = blocks.pieceSteps(block)
         // Resume after the block's last verified band; a damaged one is computed again, with a note.
         var resumeRow = block.gridRows.upperBound
-        for row in pieceRows {
+        for step in pieceSteps {
+            let row = step.lowerBound
             let piece = blocks.piece(block, gridRow: row)
             switch work.state(of: WorkFolder.band(piece)) {
             case .done: continue
@@ -222,7 +224,7 @@ public final class SegmentationJob {
             resumeRow = row
             break
         }
-        run.resumedBands += pieceRows.filter { $0 < resumeRow }.count
+        run.resumedBands += pieceSteps.filter { $0.lowerBound < resumeRow }.count
         let replayRow = max(block.gridRows.lowerBound, grid.replayStart(forResumingAt: resumeRow))
         run.done += (replayRow - block.gridRows.lowerBound) * block.gridColumns.count * views
         guard resumeRow < block.gridRows.upperBound else {
@@ -233,22 +235,25 @@ public final class SegmentationJob {
             StreamingStitcher(grid: grid, classes: loaded.model.numClasses, blend: options.resolvedBlend, block: block,
                               startGridRow: replayRow)
         }
-        // Windows in processing order (mmseg's, restricted to those touching the block); a reader
-        // thread fetches them ahead of the model.
-        func viewTiles(_ row: Int, _ view: Int) -> [Tile] {
-            (view == 0 ? grid.tiles(inRow: row) : grid.mirroredTiles(inRow: row)).filter(block.touches)
+        // Windows in processing order (mmseg's per pixel, restricted to those touching the block); a
+        // reader thread fetches them ahead of the model. Steps of two rows come with one view only.
+        func viewTiles(_ step: Range<Int>, _ view: Int) -> [Tile] {
+            (view == 0 ? grid.tiles(inStep: step) : grid.mirroredTiles(inRow: step.lowerBound)).filter(block.touches)
         }
-        let rows = replayRow..<block.gridRows.upperBound
-        let order = rows.flatMap { row in (0..<views).flatMap { viewTiles(row, $0) } }
+        let steps = grid.rowSteps(interleavingLastRows: blocks.interleavesLastRows,
+                                  within: replayRow..<block.gridRows.upperBound)
+        precondition(views == 1 || steps.allSatisfy { $0.count == 1 }, "two-row steps with several views")
+        let order = steps.flatMap { step in (0..<views).flatMap { viewTiles(step, $0) } }
         let reader = TileReader(path: input, bands: bands, scaling: scaling, tiles: order)
         defer { reader.cancel() }
-        for row in rows {
-            // Labels and confidence of the rows this grid row finishes, filled chunk by chunk: with one
-            // view, each column chunk as soon as no later window of the row reaches it.
-            var piece = PieceBuffer(rows: blocks.finishedRows(of: block, afterGridRow: row), x: block.x,
+        for step in steps {
+            let row = step.lowerBound
+            // Labels and confidence of the rows this step finishes, filled chunk by chunk: with one
+            // view, each column chunk as soon as no later window of the step reaches it.
+            var piece = PieceBuffer(rows: blocks.finishedRows(of: block, afterStep: step), x: block.x,
                                     width: block.width, confidence: options.confidence)
             for view in 0..<views {
-                for tile in viewTiles(row, view) {
+                for tile in viewTiles(step, view) {
                     let waited = ContinuousClock.now
                     let item = reader.next()
                     run.readWait += (ContinuousClock.now - waited).seconds
@@ -258,7 +263,7 @@ public final class SegmentationJob {
                     defer {
                         if views == 1 {
                             let t = ContinuousClock.now
-                            piece.fill(stitchers[0].finishColumns(afterTile: tile).map { [$0] })
+                            piece.fill(stitchers[0].finishColumns(afterTile: tile, inStep: step).map { [$0] })
                             run.bands += (ContinuousClock.now - t).seconds
                         }
                         progress(RunProgress(input: input, windowsDone: run.done, windowsTotal: run.total,
@@ -281,7 +286,7 @@ public final class SegmentationJob {
                 }
             }
             let t2 = ContinuousClock.now
-            let rest = stitchers.map { $0.finishGridRowInChunks(row) }
+            let rest = stitchers.map { $0.finishStepInChunks(step) }
             piece.fill(rest[0].indices.map { k in rest.map { $0[k] } })
             if row >= resumeRow, !piece.rows.isEmpty {
                 try writeBand(labels: piece.labels, confidence: piece.confidence, rows: piece.rows, x: block.x,

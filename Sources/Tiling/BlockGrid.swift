@@ -42,15 +42,21 @@ public struct BlockGrid: Sendable, Equatable {
     public let blockHeight: Int
     public let rows: Int
     public let columns: Int
+    /// Whether each block takes in the last two grid rows as one step (`WindowGrid.rowSteps`): with
+    /// one view (whose column chunks are handed over as the windows pass), where that holds fewer
+    /// pixels at the block width (`interleavingHoldsLess`). The same bits either way.
+    public let interleavesLastRows: Bool
 
-    /// Validates the block size (at least 1 × 1 pixel; clipped to the image).
-    public init(windows: WindowGrid, blockWidth: Int, blockHeight: Int) throws {
+    /// Validates the block size (at least 1 × 1 pixel; clipped to the image), for `views` views per
+    /// window.
+    public init(windows: WindowGrid, blockWidth: Int, blockHeight: Int, views: Int = 1) throws {
         guard blockWidth > 0, blockHeight > 0 else {
             throw TilingError(message: "block size \(blockWidth)×\(blockHeight) is not positive",
                               hint: "give a width and height in pixels, e.g. --block-size 4096x16384")
         }
         self.windows = windows
         self.blockWidth = min(blockWidth, windows.imageWidth)
+        interleavesLastRows = views == 1 && Self.interleavingHoldsLess(width: self.blockWidth, windows: windows)
         self.blockHeight = min(blockHeight, windows.imageHeight)
         columns = (windows.imageWidth + self.blockWidth - 1) / self.blockWidth
         rows = (windows.imageHeight + self.blockHeight - 1) / self.blockHeight
@@ -74,7 +80,7 @@ public struct BlockGrid: Sendable, Equatable {
                 hi = mid - 1
             }
         }
-        try self.init(windows: windows, blockWidth: lo * step, blockHeight: 4 * lo * step)
+        try self.init(windows: windows, blockWidth: lo * step, blockHeight: 4 * lo * step, views: views)
     }
 
     /// Block width, in strides, beyond which the automatic size does not go (3.1 % recompute across).
@@ -82,20 +88,40 @@ public struct BlockGrid: Sendable, Equatable {
 
     /// Peak bytes of the stitchers of a block `width` pixels wide and of its piece being filled, per
     /// pixel Σ weight × logits (classes floats), Σ weight (a float) and validity (a byte), per view:
-    /// - one view: the rows that continue from one grid row into the next, across the width
-    ///   (`carriedRows`: crop − stride, more where mmseg shifted the last window row up), and the
-    ///   chunks under the current window (crop + stride columns of crop rows), since finished
-    ///   column chunks are handed over as they become final (`StreamingStitcher.finishColumns`);
+    /// - one view (`heldPixels`): the rows that continue from one step into the next, across the
+    ///   width, and the chunks under the current windows, since finished column chunks are handed
+    ///   over as they become final (`StreamingStitcher.finishColumns`);
     /// - several views: crop rows of the whole width, merged only when the grid row ends;
-    /// plus the piece's labels and float confidence (stride rows × width × 5 bytes).
+    /// plus the piece's labels and float confidence (the step's finished rows × width × 5 bytes).
     public static func stitcherBytes(width: Int, windows: WindowGrid, classes: Int, views: Int) -> Int {
-        let crop = windows.windowHeight, stride = min(windows.stride, crop)
+        let crop = windows.windowHeight
         let perPixel = MemoryBudget.sum(MemoryBudget.product(classes + 1, MemoryLayout<Float>.size), 1)
-        let pixels = views == 1
-            ? MemoryBudget.sum(MemoryBudget.product(windows.carriedRows, width),
-                               MemoryBudget.product(min(width, windows.windowWidth + windows.stride), crop))
+        let interleaved = views == 1 && interleavingHoldsLess(width: width, windows: windows)
+        let pixels = views == 1 ? heldPixels(width: width, windows: windows, interleavingLastRows: interleaved)
             : MemoryBudget.product(crop, width, views)
-        return MemoryBudget.sum(MemoryBudget.product(pixels, perPixel), MemoryBudget.product(stride, width, 5))
+        let pieceRows = windows.rowSteps(interleavingLastRows: interleaved).map { windows.finishedRows(afterStep: $0).count }
+            .max() ?? 0
+        let pieceBytes = MemoryBudget.product(pieceRows, width, 5)
+        return MemoryBudget.sum(MemoryBudget.product(pixels, perPixel), pieceBytes)
+    }
+
+    /// The most pixels one view's stitcher holds for a block `width` pixels wide, handing column
+    /// chunks over as they become final: the rows carried from one step into the next across the
+    /// width (`carriedRows`: crop − stride; more between the last two rows unless they are one
+    /// step), and the chunks under the current windows at the step's height (the crop, or both last
+    /// rows), crop + `columnOverlap` strides wide (`StreamingStitcher.peakHeldPixels` stays within it).
+    /// Whether taking the last two grid rows as one step holds fewer pixels at `width`: it saves
+    /// their extra overlap across the width and costs the step's extra height under its windows.
+    public static func interleavingHoldsLess(width: Int, windows: WindowGrid) -> Bool {
+        windows.lastRowsOverlapMore
+            && heldPixels(width: width, windows: windows, interleavingLastRows: true)
+                < heldPixels(width: width, windows: windows, interleavingLastRows: false)
+    }
+
+    public static func heldPixels(width: Int, windows: WindowGrid, interleavingLastRows: Bool) -> Int {
+        let across = windows.windowWidth + max(windows.columnOverlap, 1) * windows.stride
+        return MemoryBudget.sum(MemoryBudget.product(windows.carriedRows(interleavingLastRows: interleavingLastRows), width),
+                                MemoryBudget.product(min(width, across), windows.stepHeight(interleavingLastRows: interleavingLastRows)))
     }
 
     /// Number of blocks.
@@ -122,9 +148,14 @@ public struct BlockGrid: Sendable, Equatable {
     /// (0.05 = 5 % more inference than a whole-image run).
     public var recomputeOverhead: Double { Double(windowsInBlocks) / Double(windows.count) - 1 }
 
-    /// Image rows of `block` that are final once grid rows up to `row` have been added (may be empty).
-    public func finishedRows(of block: Block, afterGridRow row: Int) -> Range<Int> {
-        let all = windows.finishedRows(afterGridRow: row)
+    /// The steps of `block` (`WindowGrid.rowSteps` over its grid rows), in order.
+    public func steps(of block: Block) -> [Range<Int>] {
+        windows.rowSteps(interleavingLastRows: interleavesLastRows, within: block.gridRows)
+    }
+
+    /// Image rows of `block` that are final once the steps up to `step` have been added (may be empty).
+    public func finishedRows(of block: Block, afterStep step: Range<Int>) -> Range<Int> {
+        let all = windows.finishedRows(afterStep: step)
         let start = max(all.lowerBound, block.y), end = min(all.upperBound, block.y + block.height)
         return start..<max(start, end)
     }
@@ -138,12 +169,6 @@ public struct BlockGrid: Sendable, Equatable {
 }
 
 extension WindowGrid {
-    /// The most image rows that receive windows of two consecutive grid rows (0 with one row):
-    /// crop − stride, or more between the last two rows when the last was shifted up to the border.
-    public var carriedRows: Int {
-        zip(rowOrigins, rowOrigins.dropFirst()).map { $0 + windowHeight - $1 }.max().map { max($0, 0) } ?? 0
-    }
-
     /// Width and height of every window (the crop, or the image side when the image is smaller).
     public var windowWidth: Int { min(crop, imageWidth) }
     public var windowHeight: Int { min(crop, imageHeight) }

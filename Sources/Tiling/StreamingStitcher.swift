@@ -12,6 +12,9 @@
 /// holds only the rows that continue into the next grid row ((crop − stride) × width) plus the few
 /// chunks under the current window: about half of what whole rows would take at 896 / 512. Each
 /// pixel still sums the same windows in the same order, so the results are bit-identical either way.
+/// The last two grid rows can also be taken in as one step (`WindowGrid.rowSteps`, windows in
+/// `tiles(inStep:)` order, then `finishColumns(afterTile:inStep:)` and `finishStepInChunks`), so
+/// that the rows they share are not held across the width in between; again the same bits.
 /// Rows no window covered (all windows skipped, e.g. nodata) come out with weight 0.
 public final class StreamingStitcher {
     public let grid: WindowGrid
@@ -38,9 +41,12 @@ public final class StreamingStitcher {
     /// Held image rows `firstRow...`, each its chunks (nil: not reached yet, or handed over).
     private var held: [[Cell?]] = []
     private var firstRow = 0
+    /// Grid rows before this one are finished; windows of this row and later ones may arrive.
     private var finishedGridRows = 0
-    /// Chunks of the finishing rows of the current grid row already handed over (from the left).
+    /// Chunks of the finishing rows of the current step already handed over (from the left), and
+    /// that step.
     private var releasedChunks = 0
+    private var releasingStep = 0..<1
     /// Pixels (rows × columns) of the cells held now, and the most ever held.
     public private(set) var heldPixels = 0
     public private(set) var peakHeldPixels = 0
@@ -112,7 +118,7 @@ public final class StreamingStitcher {
     public func add(_ tile: Tile, logits: UnsafeBufferPointer<Float>, validity valid: UnsafeBufferPointer<UInt8>? = nil) {
         precondition(logits.count >= classes * tile.width * tile.height, "logits too small for \(tile)")
         precondition(valid == nil || valid!.count >= tile.width * tile.height, "validity too small for \(tile)")
-        precondition(tile.gridRow == finishedGridRows, "windows must arrive grid row by grid row")
+        precondition(tile.gridRow >= finishedGridRows, "\(tile) arrives after its grid row was finished")
         // The part of the window inside this stitcher's columns and rows, in window coordinates.
         let left = max(tile.x, columns.lowerBound) - tile.x
         let right = min(tile.x + tile.width, columns.upperBound) - tile.x
@@ -121,7 +127,7 @@ public final class StreamingStitcher {
         guard left < right, top < bottom else { return }
         precondition(tile.y + top >= firstRow, "\(tile) reaches rows already finished")
         while firstRow + held.count < tile.y + bottom { held.append([Cell?](repeating: nil, count: chunkBounds.count - 1)) }
-        let finishing = finishingRows(tile.gridRow)
+        let finishing = releasedChunks > 0 ? finishingRows(releasingStep) : 0..<0
         let plane = tile.width * tile.height
         let firstChunk = chunk(containing: tile.x + left)
         blendWeights(tile).withUnsafeBufferPointer { w in
@@ -171,9 +177,9 @@ public final class StreamingStitcher {
         }
     }
 
-    /// Image rows (of this stitcher) that become final with grid row `row`.
-    private func finishingRows(_ row: Int) -> Range<Int> {
-        let all = grid.finishedRows(afterGridRow: row)
+    /// Image rows (of this stitcher) that become final with `step`.
+    private func finishingRows(_ step: Range<Int>) -> Range<Int> {
+        let all = grid.finishedRows(afterStep: step)
         let start = max(all.lowerBound, firstRow), end = min(all.upperBound, rows.upperBound)
         return start..<max(start, end)
     }
@@ -183,10 +189,21 @@ public final class StreamingStitcher {
     /// column origin), one band per chunk, left to right; often none. The windows must come in
     /// `tiles(inRow:)` order, and `finishGridRow(row)` still ends the row.
     public func finishColumns(afterTile tile: Tile) -> [StitchedBand] {
-        precondition(tile.gridRow == finishedGridRows, "windows must arrive grid row by grid row")
-        let next = grid.columnOrigins.first { $0 > tile.x } ?? grid.imageWidth
+        finishColumns(afterTile: tile, inStep: tile.gridRow..<(tile.gridRow + 1))
+    }
+
+    /// `finishColumns(afterTile:)` for a window of `step` (`WindowGrid.rowSteps`), the windows coming
+    /// in `tiles(inStep:)` order: the chunks of the rows the step finishes that no later window of
+    /// the step reaches. `finishStepInChunks(step)` ends the step.
+    public func finishColumns(afterTile tile: Tile, inStep step: Range<Int>) -> [StitchedBand] {
+        precondition(step.lowerBound == finishedGridRows && step.contains(tile.gridRow),
+                     "\(tile) is not in the current step \(step)")
+        precondition(releasedChunks == 0 || releasingStep == step, "step \(step) while \(releasingStep) is open")
+        releasingStep = step
+        let column = grid.firstColumn(after: tile, inStep: step)
+        let next = column < grid.columnOrigins.count ? grid.columnOrigins[column] : grid.imageWidth
         var bands: [StitchedBand] = []
-        let range = finishingRows(tile.gridRow)
+        let range = finishingRows(step)
         while releasedChunks < chunkBounds.count - 1, chunkBounds[releasedChunks + 1] <= next {
             if !range.isEmpty { bands.append(release(chunk: releasedChunks, rows: range)) }
             releasedChunks += 1
@@ -214,8 +231,15 @@ public final class StreamingStitcher {
     /// Completes grid row `row` (rows must be finished in order): the chunks of the rows that are now
     /// final not handed over by `finishColumns`, one band per chunk, left to right.
     public func finishGridRowInChunks(_ row: Int) -> [StitchedBand] {
-        precondition(row == finishedGridRows, "grid rows must be finished in order")
-        let range = finishingRows(row)
+        finishStepInChunks(row..<(row + 1))
+    }
+
+    /// Completes `step` (one grid row or several, `WindowGrid.rowSteps`; steps must be finished in
+    /// order): the chunks of the rows that are now final not handed over by `finishColumns`.
+    public func finishStepInChunks(_ step: Range<Int>) -> [StitchedBand] {
+        precondition(step.lowerBound == finishedGridRows && !step.isEmpty, "grid rows must be finished in order")
+        precondition(releasedChunks == 0 || releasingStep == step, "step \(step) while \(releasingStep) is open")
+        let range = finishingRows(step)
         var bands: [StitchedBand] = []
         if !range.isEmpty {
             for k in releasedChunks..<(chunkBounds.count - 1) { bands.append(release(chunk: k, rows: range)) }
@@ -223,7 +247,7 @@ public final class StreamingStitcher {
         let drop = min(held.count, range.upperBound - firstRow)
         if drop > 0 { held.removeFirst(drop) }
         firstRow = max(firstRow, range.upperBound)
-        finishedGridRows += 1
+        finishedGridRows = step.upperBound
         releasedChunks = 0
         return bands
     }
@@ -234,7 +258,7 @@ public final class StreamingStitcher {
         precondition(releasedChunks == 0, "finishGridRow after finishColumns: use finishGridRowInChunks")
         let chunks = finishGridRowInChunks(row)
         if chunks.count == 1 { return chunks[0] }
-        let range = finishingRows(row)
+        let range = finishingRows(row..<(row + 1))
         return StitchedBand(joining: chunks, rows: chunks.first?.rows ?? range, x: columns.lowerBound,
                             width: columns.count, classes: classes)
     }

@@ -132,10 +132,11 @@ import Testing
         }
     }
 
-    /// One view with column chunks handed over as the windows pass (`finishColumns`, as `run` does):
-    /// the same bits as whole rows, and the most pixels held at once.
-    func blendReleasingColumns(_ windows: WindowGrid, classes: Int, blend: Blend, blocks: BlockGrid?)
-        -> (Blended, peak: Int) {
+    /// One view with column chunks handed over as the windows pass (`finishColumns`, as `run` does),
+    /// the last two grid rows as one step or not: the same bits as whole rows, and the most pixels
+    /// held at once.
+    func blendReleasingColumns(_ windows: WindowGrid, classes: Int, blend: Blend, blocks: BlockGrid?,
+                               interleaved: Bool = false) -> (Blended, peak: Int) {
         let (w, h) = (windows.imageWidth, windows.imageHeight)
         var out = Blended(sums: .init(repeating: 0, count: classes * w * h), weights: .init(repeating: 0, count: w * h),
                           labels: .init(repeating: 0, count: w * h), confidence: .init(repeating: 0, count: w * h))
@@ -144,13 +145,13 @@ import Testing
         for block in regions {
             let stitcher = block.map { StreamingStitcher(grid: windows, classes: classes, blend: blend, block: $0) }
                 ?? StreamingStitcher(grid: windows, classes: classes, blend: blend)
-            for row in block?.gridRows ?? windows.rowOrigins.indices {
+            for step in windows.rowSteps(interleavingLastRows: interleaved, within: block?.gridRows) {
                 var chunks: [StitchedBand] = []
-                for tile in windows.tiles(inRow: row) where block?.touches(tile) ?? true {
+                for tile in windows.tiles(inStep: step) where block?.touches(tile) ?? true {
                     logits(tile, classes: classes).withUnsafeBufferPointer { stitcher.add(tile, logits: $0) }
-                    chunks += stitcher.finishColumns(afterTile: tile)
+                    chunks += stitcher.finishColumns(afterTile: tile, inStep: step)
                 }
-                chunks += stitcher.finishGridRowInChunks(row)
+                chunks += stitcher.finishStepInChunks(step)
                 for band in chunks {
                     let (labels, confidence) = mergeViews([band])
                     for (k, y) in band.rows.enumerated() {
@@ -172,24 +173,38 @@ import Testing
     }
 
     /// Column chunks handed over as soon as no later window reaches them give bit-identical sums,
-    /// weights, labels and confidence, and the stitcher then holds at most the rows continuing into
-    /// the next grid row plus the chunks under one window (`BlockGrid.stitcherBytes`' count), less
-    /// than whole rows on a wide image.
-    @Test(arguments: [(131, 97, 48, 32), (200, 150, 64, 48), (45, 70, 64, 48), (257, 64, 64, 41), (700, 352, 96, 64), (700, 320, 96, 64)])
+    /// weights, labels and confidence, with the last two grid rows as one step or not, and the
+    /// stitcher then holds at most the rows continuing into the next step plus the chunks under the
+    /// current windows (`BlockGrid.heldPixels`, `stitcherBytes`' count), less than whole rows on a
+    /// wide image; where mmseg shifted the last row up, the two-row step holds less again.
+    @Test(arguments: [(131, 97, 48, 32), (200, 150, 64, 48), (45, 70, 64, 48), (257, 64, 64, 41), (700, 352, 96, 64),
+                      (700, 320, 96, 64), (400, 150, 96, 32), (900, 300, 112, 64), (1500, 320, 96, 64)])
     func columnChunksAreBitIdenticalAndHoldLess(_ w: Int, _ h: Int, _ crop: Int, _ stride: Int) throws {
         let windows = try WindowGrid(imageWidth: w, imageHeight: h, crop: crop, stride: stride)
         for blendMode in Blend.allCases {
             let whole = blend(windows, classes: 3, blend: blendMode, flip: false, blocks: nil)
             for size in [nil, (2 * stride, 5 * stride), (37, 23), (w + 5, h)] as [(Int, Int)?] {
-                let blocks = try size.map { try BlockGrid(windows: windows, blockWidth: $0.0, blockHeight: $0.1) }
-                let (chunked, peak) = blendReleasingColumns(windows, classes: 3, blend: blendMode, blocks: blocks)
-                #expect(chunked == whole, "\(w)×\(h) crop \(crop)/\(stride) blocks \(String(describing: size)) \(blendMode)")
-                let width = blocks?.blockWidth ?? w
-                let bound = windows.carriedRows * width + min(width, windows.windowWidth + stride) * windows.windowHeight
-                #expect(peak <= bound, "peak \(peak), bound \(bound)")
+                for interleaved in [false, true] {
+                    let blocks = try size.map { try BlockGrid(windows: windows, blockWidth: $0.0, blockHeight: $0.1) }
+                    let (chunked, peak) = blendReleasingColumns(windows, classes: 3, blend: blendMode, blocks: blocks,
+                                                                interleaved: interleaved)
+                    #expect(chunked == whole,
+                            "\(w)×\(h) crop \(crop)/\(stride) blocks \(String(describing: size)) \(blendMode) interleaved \(interleaved)")
+                    let width = blocks?.blockWidth ?? w
+                    let bound = BlockGrid.heldPixels(width: width, windows: windows, interleavingLastRows: interleaved)
+                    #expect(peak <= bound, "peak \(peak), bound \(bound), interleaved \(interleaved)")
+                }
             }
         }
-        if w >= 7 * crop, windows.carriedRows == crop - stride {  // whole rows hold crop rows of the width
+        if w >= 7 * crop, windows.lastRowsOverlapMore {  // the two-row step holds less where the layout says so
+            let (_, rows) = blendReleasingColumns(windows, classes: 1, blend: .mean, blocks: nil)
+            let (_, step) = blendReleasingColumns(windows, classes: 1, blend: .mean, blocks: nil, interleaved: true)
+            let layout = try BlockGrid(windows: windows, blockWidth: w, blockHeight: h)
+            #expect(windows.carriedRows(interleavingLastRows: true) == crop - stride)
+            if layout.interleavesLastRows { #expect(step < rows, "rows \(rows), step \(step)") }
+            if w == 1500 { #expect(layout.interleavesLastRows && step < rows * 3 / 4, "rows \(rows), step \(step)") }
+        }
+        if w >= 7 * crop, windows.carriedRows(interleavingLastRows: false) == crop - stride {  // whole rows hold crop rows of the width
             let rows = StreamingStitcher(grid: windows, classes: 1, blend: .mean)
             for row in windows.rowOrigins.indices {
                 for tile in windows.tiles(inRow: row) {

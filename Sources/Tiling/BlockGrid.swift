@@ -109,7 +109,7 @@ public struct BlockGrid: Sendable, Equatable {
     /// chunks over as they become final: the rows carried from one step into the next across the
     /// width (`carriedRows`: crop − stride; more between the last two rows unless they are one
     /// step), and the chunks under the current windows at the step's height (the crop, or both last
-    /// rows), crop + `columnOverlap` strides wide (`StreamingStitcher.peakHeldPixels` stays within it).
+    /// rows), `stepSpan` wide (`StreamingStitcher.peakHeldPixels` stays within it).
     /// Whether taking the last two grid rows as one step holds fewer pixels at `width`: it saves
     /// their extra overlap across the width and costs the step's extra height under its windows.
     public static func interleavingHoldsLess(width: Int, windows: WindowGrid) -> Bool {
@@ -119,7 +119,7 @@ public struct BlockGrid: Sendable, Equatable {
     }
 
     public static func heldPixels(width: Int, windows: WindowGrid, interleavingLastRows: Bool) -> Int {
-        let across = windows.windowWidth + max(windows.columnOverlap, 1) * windows.stride
+        let across = windows.stepSpan
         return MemoryBudget.sum(MemoryBudget.product(windows.carriedRows(interleavingLastRows: interleavingLastRows), width),
                                 MemoryBudget.product(min(width, across), windows.stepHeight(interleavingLastRows: interleavingLastRows)))
     }

@@ -3,22 +3,33 @@
 /// mmseg shifts the last window row up to end at the image border, so the last two grid rows usually
 /// overlap by more than crop − stride rows (768 of 896 rows for a 2048-row image at 896 / 512). Taken
 /// one row after the other, those rows would be held across the whole width between the two rows.
-/// Taken together as one step, column by column with the last row `columnOverlap` columns behind the
-/// row above, only the columns between the two rows' current windows are held at that height. Every
-/// pixel still receives all the windows of the upper row that cover it before any of the lower row,
-/// each row's left to right: mmseg's order, so the sums are bit-identical either way.
+/// Taken together as one step, column by column, each window of the lower row right after the last
+/// window of the upper row that overlaps it, only the columns between the two rows' current windows
+/// are held at that height. Every pixel still receives all the windows of the upper row that cover
+/// it before any of the lower row, each row's left to right: mmseg's order, so the sums are
+/// bit-identical either way.
 extension WindowGrid {
-    /// The most later window columns whose windows overlap one column's window (1 at 512 / 341 and
-    /// 896 / 512; more where the crop spans several strides; 0 with one column).
-    public var columnOverlap: Int {
-        let w = windowWidth
-        var most = 0
-        for (c, x) in columnOrigins.enumerated() {
-            var k = c + 1
-            while k < columnOrigins.count, columnOrigins[k] < x + w { k += 1 }
-            most = max(most, k - c - 1)
+    /// For each window column c, the last column whose window overlaps c's (c + 1 at 512 / 341 and
+    /// 896 / 512, c + 2 before a shifted last column, c itself with one column). Never decreasing.
+    static func lastOverlapping(_ origins: [Int], extent w: Int) -> [Int] {
+        var out: [Int] = []
+        out.reserveCapacity(origins.count)
+        var k = 0
+        for (c, x) in origins.enumerated() {
+            k = max(k, c)
+            while k + 1 < origins.count, origins[k + 1] < x + w { k += 1 }
+            out.append(k)
         }
-        return most
+        return out
+    }
+
+    /// The most image columns held at a step's height while a two-row step passes (from a lower
+    /// window's origin to the end of the last upper window overlapping it), and at least a window
+    /// and a stride.
+    public var stepSpan: Int {
+        let last = lastOverlappingColumns
+        let span = columnOrigins.indices.map { columnOrigins[last[$0]] + windowWidth - columnOrigins[$0] }.max() ?? 0
+        return max(span, windowWidth + stride)
     }
 
     /// Whether the last two grid rows overlap by more than the others (crop − stride): mmseg shifted
@@ -49,17 +60,21 @@ extension WindowGrid {
     }
 
     /// The windows of `step` in visiting order: one row left to right; two rows column by column,
-    /// the lower row `columnOverlap` columns behind the upper one.
+    /// each lower window right after the last upper window overlapping it (`lastOverlappingColumns`).
     public func tiles(inStep step: Range<Int>) -> [Tile] {
         precondition(step.count == 1 || step.count == 2, "a step is one grid row or two")
         guard step.count == 2 else { return tiles(inRow: step.lowerBound) }
         let (upper, lower) = (tiles(inRow: step.lowerBound), tiles(inRow: step.lowerBound + 1))
-        let lag = columnOverlap
+        let last = lastOverlappingColumns
         var out: [Tile] = []
         out.reserveCapacity(upper.count + lower.count)
-        for s in 0..<(upper.count + lag) {
-            if s < upper.count { out.append(upper[s]) }
-            if s >= lag { out.append(lower[s - lag]) }
+        var next = 0  // first lower window not yet visited
+        for s in upper.indices {
+            out.append(upper[s])
+            while next < lower.count, last[next] == s {
+                out.append(lower[next])
+                next += 1
+            }
         }
         return out
     }
@@ -67,7 +82,9 @@ extension WindowGrid {
     /// The first grid column of any window visited after `tile` in `tiles(inStep: step)` order.
     public func firstColumn(after tile: Tile, inStep step: Range<Int>) -> Int {
         guard step.count == 2, tile.gridRow == step.lowerBound else { return tile.gridColumn + 1 }
-        return max(tile.gridColumn - columnOverlap, 0)  // the lower row's window that follows, or its first
+        // The first lower window not visited yet: the first whose last overlapping upper window is
+        // this one or a later one.
+        return lastOverlappingColumns.firstIndex { $0 >= tile.gridColumn } ?? columnOrigins.count
     }
 
     /// Image rows that are final once the steps up to `step` have been added.

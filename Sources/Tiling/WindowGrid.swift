@@ -31,6 +31,8 @@ public struct WindowGrid: Sendable, Equatable {
     /// Window origins along each axis (rows: y, columns: x), in order.
     public let rowOrigins: [Int]
     public let columnOrigins: [Int]
+    /// For each window column, the last column whose window overlaps it (`RowSteps.swift`).
+    public let lastOverlappingColumns: [Int]
 
     /// Validates the parameters and lays out the windows.
     public init(imageWidth: Int, imageHeight: Int, crop: Int, stride: Int) throws {
@@ -50,6 +52,7 @@ public struct WindowGrid: Sendable, Equatable {
         self.stride = stride
         rowOrigins = Self.origins(length: imageHeight, crop: crop, stride: stride)
         columnOrigins = Self.origins(length: imageWidth, crop: crop, stride: stride)
+        lastOverlappingColumns = Self.lastOverlapping(columnOrigins, extent: min(crop, imageWidth))
     }
 
     /// mmseg's per-axis window starts: `y1 = i·stride; y2 = min(y1 + crop, L); y1 = max(y2 - crop, 0)`.

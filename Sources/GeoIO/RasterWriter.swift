@@ -241,7 +241,82 @@ public func writeCloudOptimizedGeoTIFF(
         throw GeoIOError(.writeFailed, path: destination, message: problem, hint: "GDAL refused the raster's metadata")
     }
     CPLErrorReset()
-    try createCOG(from: vrt, to: destination, resampling: resampling, compression: compression, blockSize: blockSize)
+    let levels = try writeOverviewLevels(of: vrt, next: destination, resampling: resampling, compression: compression,
+                                         blockSize: blockSize)
+    defer { removeOverviewLevels(levels) }
+    guard !levels.isEmpty else {
+        try createCOG(from: vrt, to: destination, resampling: resampling, compression: compression, blockSize: blockSize)
+        return
+    }
+    // The mosaic again, with the levels as its overviews (VRT <Overview> elements), which the COG
+    // driver copies instead of computing its own.
+    let withOverviews: GDALDatasetH? = withQuietGDAL {
+        guard let xml = GDALGetMetadata(vrt, "xml:VRT")?.pointee.map({ String(cString: $0) }) else { return nil }
+        let overviews = levels.map { "<Overview><SourceFilename relativeToVRT=\"0\">\(xmlEscaped($0))</SourceFilename>"
+            + "<SourceBand>1</SourceBand></Overview>" }.joined()
+        return GDALOpen(xml.replacingOccurrences(of: "</VRTRasterBand>", with: overviews + "</VRTRasterBand>"), GA_ReadOnly)
+    }
+    guard let withOverviews else {
+        throw gdalError(.writeFailed, path: destination, fallback: "cannot attach the overviews to the mosaic", hint: "")
+    }
+    defer { GDALClose(withOverviews) }
+    try createCOG(from: withOverviews, to: destination, resampling: resampling, compression: compression,
+                  blockSize: blockSize)
+}
+
+/// The overview levels the COG driver would make (halving until both sides are at most
+/// `blockSize`), each a tiled GeoTIFF next to `destination` resampled from the level before
+/// (`GDALTranslate -outsize -r`), so that memory stays within GDAL's block cache and a few tiles
+/// whatever the raster's width: GDAL's own overview builder reads strips of the whole width (at
+/// 65536 × 2048 it took 229 MiB where the copy alone takes 93). Returns the files, largest first.
+func writeOverviewLevels(of base: GDALDatasetH, next destination: String, resampling: OverviewResampling,
+                         compression: Compression, blockSize: Int) throws -> [String] {
+    var (w, h) = (Int(GDALGetRasterXSize(base)), Int(GDALGetRasterYSize(base)))
+    var levels: [String] = []
+    var source = base
+    defer { if source != base { GDALClose(source) } }
+    do {
+        while w > blockSize || h > blockSize {
+            (w, h) = ((w + 1) / 2, (h + 1) / 2)
+            let path = destination + ".level\(levels.count + 1).tif"
+            let args = ["-outsize", "\(w)", "\(h)", "-r", resampling.rawValue.lowercased(), "-co", "TILED=YES",
+                        "-co", "BLOCKXSIZE=\(blockSize)", "-co", "BLOCKYSIZE=\(blockSize)",
+                        "-co", "COMPRESS=\(compression.rawValue)", "-co", "BIGTIFF=IF_SAFER"]
+            let level: GDALDatasetH? = withQuietGDAL {
+                let options = withCStringArray(args) { GDALTranslateOptionsNew($0, nil) }
+                defer { GDALTranslateOptionsFree(options) }
+                var usageError: Int32 = 0
+                return GDALTranslate(path, source, options, &usageError)
+            }
+            guard let level else {
+                throw gdalError(.writeFailed, path: destination, fallback: "cannot write overview level \(levels.count + 1)",
+                                hint: "check free disk space")
+            }
+            levels.append(path)
+            if source != base { GDALClose(source) }
+            source = level
+        }
+    } catch {
+        removeOverviewLevels(levels)
+        throw error
+    }
+    return levels
+}
+
+/// Deletes the level files and the `.aux.xml` GDAL writes beside them (class names, which GeoTIFF
+/// cannot hold).
+func removeOverviewLevels(_ levels: [String]) {
+    for level in levels {
+        unlink(level)
+        unlink(level + ".aux.xml")
+    }
+}
+
+/// `text` with XML's five special characters escaped.
+func xmlEscaped(_ text: String) -> String {
+    text.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;")
+        .replacingOccurrences(of: ">", with: "&gt;").replacingOccurrences(of: "\"", with: "&quot;")
+        .replacingOccurrences(of: "'", with: "&apos;")
 }
 
 /// Sets nodata and description on every band, colour table and class names on band 1.

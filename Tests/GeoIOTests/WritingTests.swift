@@ -66,6 +66,50 @@ import TestSupport
     }
 
     /// A dropped StagedOutput leaves nothing behind.
+    /// Row-band pieces mosaicked into a COG whose overviews are built level by level
+    /// (`writeOverviewLevels`): GDAL sees a valid COG with the halved levels, the first level is
+    /// the mode of each 2 × 2 block (three pixels agree, the fourth, the one nearest-neighbour
+    /// would pick, differs; nodata where the base is), and no level file is left behind.
+    @Test func mosaicOfPiecesHasOverviewsBuiltLevelByLevel() throws {
+        let dir = Fixtures.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let crs = try Dataset(path: Fixtures.local("rasters/canopy_mask.tif").path).spatialReference?.wkt
+        let (width, height) = (1400, 700)
+        func mode(_ x: Int, _ y: Int) -> UInt8 { x < 64 && y < 64 ? 255 : UInt8((x / 2 + (y / 2) * 3) % 5) }
+        func value(_ x: Int, _ y: Int) -> UInt8 {
+            x % 2 == 1 && y % 2 == 1 && mode(x, y) != 255 ? (mode(x, y) + 1) % 5 : mode(x, y)
+        }
+        var pieces: [String] = []
+        for (y0, rows) in [(0, 250), (250, 250), (500, 200)] {
+            var spec = RasterSpec(width: width, height: rows)
+            spec.geoTransform = GeoTransform([500_000, 0.5, 0, 4_000_000 - 0.5 * Double(y0), 0, -0.5])
+            spec.crsWKT = crs
+            spec.noDataValue = 255
+            let path = dir.appendingPathComponent("piece\(y0).tif").path
+            let writer = try RasterWriter(path: path, spec: spec)
+            let bytes = (0..<(rows * width)).map { value($0 % width, y0 + $0 / width) }
+            try bytes.withUnsafeBufferPointer { try writer.write(PixelWindow(x: 0, y: 0, width: width, height: rows), bytes: $0) }
+            try writer.close()
+            pieces.append(path)
+        }
+        let out = dir.appendingPathComponent("labels.tif").path
+        try writeCloudOptimizedGeoTIFF(mosaicOf: pieces, to: out, style: BandStyle(noDataValue: 255, categoryNames: ["a", "b"]),
+                                       resampling: .mode, blockSize: 256)
+        let info = try Tool.gdalinfoJSON(out)
+        #expect(((info["metadata"] as? [String: Any])?["IMAGE_STRUCTURE"] as? [String: String])?["LAYOUT"] == "COG")
+        let band = try #require((info["bands"] as? [[String: Any]])?.first)
+        let sizes = (band["overviews"] as? [[String: Any]] ?? []).compactMap { $0["size"] as? [Int] }
+        #expect(sizes == [[700, 350], [350, 175], [175, 88]])
+        let first = dir.appendingPathComponent("first.tif").path  // the first overview, by GDAL's own tool
+        _ = try Tool.run("gdal_translate", ["-q", "-ovr", "0", out, first])
+        let ovr = try Dataset(path: first).readBytes(PixelWindow(x: 0, y: 0, width: 700, height: 350))
+        try? FileManager.default.removeItem(atPath: first)
+        let wrong = (0..<(700 * 350)).filter { ovr[$0] != mode(2 * ($0 % 700), 2 * ($0 / 700)) }.count
+        #expect(wrong == 0, "\(wrong) first-level pixels are not their 2 × 2 block's value")
+        let left = try FileManager.default.contentsOfDirectory(atPath: dir.path).filter { !$0.hasPrefix("piece") }
+        #expect(Set(left) == ["labels.tif", "labels.tif.aux.xml"], "left: \(left)")
+    }
+
     @Test func failedOutputLeavesNothing() throws {
         let dir = Fixtures.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: dir) }

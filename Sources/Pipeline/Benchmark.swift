@@ -17,6 +17,8 @@ public struct BenchmarkOptions: Sendable {
     public var threads: Int = 2
     /// Overrides the pipeline's `precision:` (default f32).
     public var precision: Precision?
+    /// Time every convolution during the timed runs (`--profile`).
+    public var profile = false
 
     public init(pipeline: String) { self.pipeline = pipeline }
 }
@@ -39,6 +41,25 @@ public struct BenchmarkResult: Codable, Sendable {
     public var gflopsPerSecond: Double
     /// Peak resident memory of the process so far.
     public var peakRSSMiB: Double
+    /// With `--profile`: every convolution in layer order, per timed run, and the rest of the
+    /// forward pass (pooling, resize, concatenation, ...) as the mean run less the convolutions.
+    public var profile: [LayerProfile]?
+    public var otherMs: Double?
+}
+
+/// One convolution of `bench --profile`, averaged over the timed runs.
+public struct LayerProfile: Codable, Sendable {
+    /// Layer order, kernel and channels ("3×3 s1 d2 512→512"), input and output (C×H×W).
+    public var index: Int
+    public var layer: String
+    public var input: String
+    public var output: String
+    /// The kernel that ran and its arithmetic ("brgconv:avx512_core, bf16", "…, f32 Winograd").
+    public var kernel: String
+    public var ms: Double
+    /// Direct-convolution work (2 FLOP per multiply-accumulate) and its rate.
+    public var gflop: Double
+    public var gflopsPerSecond: Double
 }
 
 public enum Benchmark {
@@ -49,11 +70,14 @@ public enum Benchmark {
         let name = config.name ?? "model"
         switch options.backend {
         case .reference:
-            return try measure(ConvCounter(base: ReferenceBackend()), config, weights, name, options)
+            return try measure(ConvCounter(base: ReferenceBackend()) { _, _ in "im2col + OpenBLAS, f32" },
+                               config, weights, name, options)
         case .onednn:
             let precision = options.precision ?? config.precision ?? .f32
-            return try measure(ConvCounter(base: try FastBackend(threads: options.threads, precision: precision)),
-                               config, weights, name, options)
+            let backend = ConvCounter(base: try FastBackend(threads: options.threads, precision: precision)) { conv, s in
+                conv.profileDescription(n: s.n, h: s.h, w: s.w)
+            }
+            return try measure(backend, config, weights, name, options)
         }
     }
 
@@ -77,6 +101,7 @@ public enum Benchmark {
             backend.counter.reset()
             _ = try model.logits(input)  // warm-up: primitives, caches, first-touch memory
             let macs = backend.counter.value
+            if options.profile { backend.counter.startProfiling() }
             var times: [Double] = []
             for _ in 0..<max(options.runs, 1) {
                 let start = ContinuousClock.now
@@ -88,12 +113,46 @@ public enum Benchmark {
             let median = times.count % 2 == 1 ? times[times.count / 2]
                 : (times[times.count / 2 - 1] + times[times.count / 2]) / 2
             let gflop = 2 * Double(macs) / 1e9
-            results.append(BenchmarkResult(
+            var result = BenchmarkResult(
                 model: name, backend: backend.name, precision: model.precision.rawValue, weights: weightsLabel, size: size, runs: times.count,
                 medianMs: median, minMs: times[0], tilesPerSecond: 1000 / median, convGFLOP: gflop,
-                gflopsPerSecond: gflop / (median / 1000), peakRSSMiB: peakResidentMiB()))
+                gflopsPerSecond: gflop / (median / 1000), peakRSSMiB: peakResidentMiB())
+            if options.profile {
+                let runs = Double(times.count)
+                let layers = backend.counter.layers.map { t in
+                    let ms = t.seconds / runs * 1e3, work = 2 * Double(t.macs) / runs / 1e9
+                    return LayerProfile(index: t.conv.index, layer: t.conv.layer,
+                                        input: "\(t.input.c)×\(t.input.h)×\(t.input.w)",
+                                        output: "\(t.output.c)×\(t.output.h)×\(t.output.w)",
+                                        kernel: backend.describe(t.conv.base, t.input), ms: ms, gflop: work,
+                                        gflopsPerSecond: ms > 0 ? work / (ms / 1e3) : 0)
+                }
+                result.profile = layers
+                result.otherMs = times.reduce(0, +) / runs - layers.reduce(0) { $0 + $1.ms }
+                backend.counter.profile.withLock { $0 = nil }
+            }
+            results.append(result)
         }
         return results
+    }
+
+    /// `--profile`'s table: one line per convolution in layer order, then the rest of the pass.
+    public static func describeProfile(_ r: BenchmarkResult) -> String {
+        guard let layers = r.profile else { return "" }
+        let total = layers.reduce(0) { $0 + $1.ms } + (r.otherMs ?? 0)
+        func pad(_ text: String, _ width: Int) -> String { text.padding(toLength: max(width, text.count), withPad: " ", startingAt: 0) }
+        var lines = [pad("   #", 6) + pad("layer", 24) + pad("input", 15) + pad("output", 15)
+                     + "       ms   GFLOP  GFLOP/s  share  kernel"]
+        for l in layers {
+            lines.append(String(format: "%4d  ", l.index) + pad(l.layer, 24) + pad(l.input, 15) + pad(l.output, 15)
+                         + String(format: "%9.2f %7.2f %8.0f %5.1f%%  ", l.ms, l.gflop, l.gflopsPerSecond,
+                                  100 * l.ms / max(total, 1e-9)) + l.kernel)
+        }
+        let convMs = layers.reduce(0) { $0 + $1.ms }
+        lines.append(String(format: "convolutions %.1f ms (%.1f%%), everything else %.1f ms (%.1f%%), mean run %.1f ms",
+                            convMs, 100 * convMs / max(total, 1e-9), r.otherMs ?? 0,
+                            100 * (r.otherMs ?? 0) / max(total, 1e-9), total))
+        return lines.joined(separator: "\n")
     }
 
     /// One line per result.

@@ -1,8 +1,10 @@
+import Foundation
 import Synchronization
 import SegCore
 
 /// A backend that forwards every op to `Base` and counts the multiply-accumulates of its
-/// convolutions, so `aerialseg bench` reports achieved GFLOP/s from the real layer shapes.
+/// convolutions, so `aerialseg bench` reports achieved GFLOP/s from the real layer shapes; with
+/// `profiling` on, it also times each convolution (`bench --profile`).
 ///
 /// Counting costs one shape query per conv; everything else is the base backend's own code.
 struct ConvCounter<Base: Backend>: Backend {
@@ -13,24 +15,56 @@ struct ConvCounter<Base: Backend>: Backend {
         let base: Base.Conv
         /// MACs per output element: (C_in / groups) · KH · KW.
         let macsPerOutput: Int
+        /// Creation order (the model's layer order) and a short description ("3×3 s1 d2 512→512").
+        let index: Int
+        let layer: String
+    }
+
+    /// One convolution's calls while profiling.
+    struct LayerTime: Sendable {
+        let conv: Conv
+        var input: Shape4
+        var output: Shape4
+        var calls = 0
+        var seconds = 0.0
+        var macs = 0
     }
 
     let base: Base
     let counter = Counter()
+    /// The kernel and arithmetic of a conv for an input shape (`FastConv.profileDescription`).
+    let describe: @Sendable (Base.Conv, Shape4) -> String
+
+    init(base: Base, describe: @escaping @Sendable (Base.Conv, Shape4) -> String = { _, _ in "" }) {
+        self.base = base
+        self.describe = describe
+    }
 
     final class Counter: Sendable {
         let macs = Mutex<Int>(0)
+        let convs = Mutex<Int>(0)
+        let profile = Mutex<[Int: LayerTime]?>(nil)
         func add(_ n: Int) { macs.withLock { $0 += n } }
         func reset() { macs.withLock { $0 = 0 } }
         var value: Int { macs.withLock { $0 } }
+        /// Starts (or restarts) timing every convolution.
+        func startProfiling() { profile.withLock { $0 = [:] } }
+        var layers: [LayerTime] { profile.withLock { ($0 ?? [:]).values.sorted { $0.conv.index < $1.conv.index } } }
     }
 
     var name: String { base.name }
     var precision: Precision { base.precision }
 
     func makeConv(_ spec: ConvSpec) throws -> Conv {
-        Conv(base: try base.makeConv(spec),
-             macsPerOutput: spec.weight.shape[1] * spec.kernelHeight * spec.kernelWidth)
+        let index = counter.convs.withLock { n in
+            defer { n += 1 }
+            return n
+        }
+        let (kh, kw) = (spec.kernelHeight, spec.kernelWidth)
+        let layer = "\(kh)×\(kw) s\(spec.stride)" + (spec.dilation > 1 ? " d\(spec.dilation)" : "")
+            + (spec.groups > 1 ? " g\(spec.groups)" : "") + " \(spec.weight.shape[1] * spec.groups)→\(spec.outChannels)"
+        return Conv(base: try base.makeConv(spec), macsPerOutput: spec.weight.shape[1] * kh * kw, index: index,
+                    layer: layer)
     }
 
     func upload(_ x: Tensor) -> Activation { base.upload(x) }
@@ -41,9 +75,24 @@ struct ConvCounter<Base: Backend>: Backend {
     func shape(of x: Activation) -> Shape4 { base.shape(of: x) }
 
     func conv2d(_ x: Activation, _ conv: Conv, residual: Activation?) throws -> Activation {
+        let profiling = counter.profile.withLock { $0 != nil }
+        let start = profiling ? ContinuousClock.now : nil
         let y = try base.conv2d(x, conv.base, residual: residual)
         let s = base.shape(of: y)
-        counter.add(s.n * s.c * s.h * s.w * conv.macsPerOutput)
+        let macs = s.n * s.c * s.h * s.w * conv.macsPerOutput
+        counter.add(macs)
+        if let start {
+            let elapsed = ContinuousClock.now - start
+            let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18
+            let input = base.shape(of: x)
+            counter.profile.withLock { table in
+                var entry = table?[conv.index] ?? LayerTime(conv: conv, input: input, output: s)
+                entry.calls += 1
+                entry.seconds += seconds
+                entry.macs += macs
+                table?[conv.index] = entry
+            }
+        }
         return y
     }
 

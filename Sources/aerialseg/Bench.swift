@@ -28,6 +28,9 @@ struct Bench: AsyncParsableCommand {
     @Option(help: "Convolution arithmetic: f32 or bf16 (default: the pipeline's precision:, else f32).")
     var precision: Precision?
 
+    @Flag(help: "Time every convolution: per layer ms, GFLOP/s and the kernel and arithmetic that ran.")
+    var profile = false
+
     @Flag(help: "Print JSON.")
     var json = false
 
@@ -45,6 +48,7 @@ struct Bench: AsyncParsableCommand {
         options.backend = backend
         options.threads = threads
         options.precision = precision
+        options.profile = profile
         do {
             let results = try Benchmark.run(options)
             if json {
@@ -52,7 +56,10 @@ struct Bench: AsyncParsableCommand {
                 encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
                 print(String(decoding: try encoder.encode(results), as: UTF8.self))
             } else {
-                results.forEach { print(Benchmark.describe($0)) }
+                for result in results {
+                    print(Benchmark.describe(result))
+                    if profile { print(Benchmark.describeProfile(result)) }
+                }
             }
         } catch {
             throw fail(error)

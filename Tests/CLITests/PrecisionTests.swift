@@ -46,4 +46,23 @@ import TestSupport
             }
         }
     }
+
+    /// `bench --profile --json`: one entry per convolution of the model, in layer order, each with
+    /// the kernel that ran and its arithmetic, and the rest of the pass; the layers' work adds up
+    /// to the model's conv GFLOP.
+    @Test func benchProfileListsEveryConvolution() throws {
+        let pipeline = Fixtures.packageRoot.appendingPathComponent("Pipelines/tree-canopy.yaml").path
+        let r = try Tool.run(Tool.aerialseg, ["bench", pipeline, "--size", "64", "--runs", "2", "--profile", "--json"])
+        try #require(r.status == 0, "\(r.stderr)")
+        let results = try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [[String: Any]])
+        let result = try #require(results.first)
+        let layers = try #require(result["profile"] as? [[String: Any]])
+        #expect(layers.count > 10)
+        #expect(layers.map { $0["index"] as? Int } == (0..<layers.count).map { $0 })
+        #expect(layers.allSatisfy { ($0["kernel"] as? String)?.contains(", f32") == true && ($0["ms"] as? Double ?? -1) >= 0 })
+        let work = layers.reduce(0) { $0 + ($1["gflop"] as? Double ?? 0) }
+        let total = try #require(result["convGFLOP"] as? Double)
+        #expect(abs(work - total) <= 1e-6 * total, "layers \(work) GFLOP, model \(total)")
+        #expect(result["otherMs"] as? Double != nil)
+    }
 }

@@ -111,6 +111,20 @@ public final class FastConv: @unchecked Sendable {
         }
     }
 
+    /// The kernel and its arithmetic for an input of n×h×w, for `bench --profile`: e.g.
+    /// "brgconv:avx512_core, bf16", "wino_reorder:avx512_core, f32 Winograd", "aerialseg depthwise, f32".
+    public func profileDescription(n: Int, h: Int, w: Int) -> String {
+        switch kernel {
+        case .depthwise: return "aerialseg depthwise (level \(aerialseg_cpu_level())), f32"
+        case .onednn(let dnnl):
+            lock.lock()
+            defer { lock.unlock() }
+            let name = (try? dnnl.kernelName(n: n, h: h, w: w)) ?? "?"
+            let arithmetic = (try? dnnl.precision(n: n, h: h, w: w)) ?? "?"
+            return "\(name), \(arithmetic)"
+        }
+    }
+
     /// The oneDNN kernel chosen for an input of n×h×w (e.g. "brgconv:avx512_core"), or "depthwise".
     public func implementation(n: Int, h: Int, w: Int) throws -> String {
         switch kernel {

@@ -244,12 +244,14 @@ public func writeCloudOptimizedGeoTIFF(
     let levels = try writeOverviewLevels(of: vrt, next: destination, resampling: resampling, compression: compression,
                                          blockSize: blockSize)
     defer { removeOverviewLevels(levels) }
-    guard !levels.isEmpty else {
-        try createCOG(from: vrt, to: destination, resampling: resampling, compression: compression, blockSize: blockSize)
-        return
-    }
-    // The mosaic again, with the levels as its overviews (VRT <Overview> elements), which the COG
-    // driver copies instead of computing its own.
+    let source = levels.isEmpty ? vrt : try attachOverviews(levels, to: vrt, destination: destination)
+    defer { if source != vrt { GDALClose(source) } }
+    try createCOG(from: source, to: destination, resampling: resampling, compression: compression, blockSize: blockSize)
+}
+
+/// The mosaic `vrt` again, with `levels` as its overviews (VRT `<Overview>` elements), which the COG
+/// driver copies instead of computing its own.
+func attachOverviews(_ levels: [String], to vrt: GDALDatasetH, destination: String) throws -> GDALDatasetH {
     let withOverviews: GDALDatasetH? = withQuietGDAL {
         guard let xml = GDALGetMetadata(vrt, "xml:VRT")?.pointee.map({ String(cString: $0) }) else { return nil }
         let overviews = levels.map { "<Overview><SourceFilename relativeToVRT=\"0\">\(xmlEscaped($0))</SourceFilename>"
@@ -259,9 +261,7 @@ public func writeCloudOptimizedGeoTIFF(
     guard let withOverviews else {
         throw gdalError(.writeFailed, path: destination, fallback: "cannot attach the overviews to the mosaic", hint: "")
     }
-    defer { GDALClose(withOverviews) }
-    try createCOG(from: withOverviews, to: destination, resampling: resampling, compression: compression,
-                  blockSize: blockSize)
+    return withOverviews
 }
 
 /// The overview levels the COG driver would make (halving until both sides are at most

@@ -115,7 +115,7 @@ extension BlockGrid {
 
     /// Short tag of the layout for the work folder's name: a different block size, or the last grid
     /// rows taken as one step (their piece holds both rows' finished rows), is a different job.
-    var tag: String { "b\(blockWidth)x\(blockHeight)" + (interleavesLastRows && windows.lastRowsOverlapMore ? "s" : "") }
+    var tag: String { "b\(blockWidth)x\(blockHeight)" + (interleavesLastRows ? "s" : "") }
 }
 
 extension WorkFolder {

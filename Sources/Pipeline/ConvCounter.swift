@@ -25,7 +25,6 @@ struct ConvCounter<Base: Backend>: Backend {
         let conv: Conv
         var input: Shape4
         var output: Shape4
-        var calls = 0
         var seconds = 0.0
         var macs = 0
     }
@@ -87,7 +86,6 @@ struct ConvCounter<Base: Backend>: Backend {
             let input = base.shape(of: x)
             counter.profile.withLock { table in
                 var entry = table?[conv.index] ?? LayerTime(conv: conv, input: input, output: s)
-                entry.calls += 1
                 entry.seconds += seconds
                 entry.macs += macs
                 table?[conv.index] = entry

@@ -7,13 +7,13 @@
 /// window touches are returned (Σ weight × logits and Σ weight; division on access) and freed.
 ///
 /// Held rows are cut into **column chunks** at the windows' column origins. Calling
-/// `finishColumns(afterTile:)` after each window of a row (in `tiles(inRow:)` order) hands over the
+/// `finishColumns(afterTile:inStep:)` after each window of a row (in `tiles(inRow:)` order) hands over the
 /// chunks of the finishing rows that no later window reaches, as they become final, so a stitcher
 /// holds only the rows that continue into the next grid row ((crop − stride) × width) plus the few
 /// chunks under the current window: about half of what whole rows would take at 896 / 512. Each
 /// pixel still sums the same windows in the same order, so the results are bit-identical either way.
 /// The last two grid rows can also be taken in as one step (`WindowGrid.rowSteps`, windows in
-/// `tiles(inStep:)` order, then `finishColumns(afterTile:inStep:)` and `finishStepInChunks`), so
+/// `tiles(inStep:)` order, then `finishColumns` and `finishStepInChunks`), so
 /// that the rows they share are not held across the width in between; again the same bits.
 /// Rows no window covered (all windows skipped, e.g. nodata) come out with weight 0.
 public final class StreamingStitcher {
@@ -184,17 +184,10 @@ public final class StreamingStitcher {
         return start..<max(start, end)
     }
 
-    /// After window `tile` of the current grid row (added, or skipped): the chunks of the rows this
-    /// grid row finishes that no later window of the row reaches (later windows start at the next
-    /// column origin), one band per chunk, left to right; often none. The windows must come in
-    /// `tiles(inRow:)` order, and `finishGridRow(row)` still ends the row.
-    public func finishColumns(afterTile tile: Tile) -> [StitchedBand] {
-        finishColumns(afterTile: tile, inStep: tile.gridRow..<(tile.gridRow + 1))
-    }
-
-    /// `finishColumns(afterTile:)` for a window of `step` (`WindowGrid.rowSteps`), the windows coming
-    /// in `tiles(inStep:)` order: the chunks of the rows the step finishes that no later window of
-    /// the step reaches. `finishStepInChunks(step)` ends the step.
+    /// After window `tile` of the current step (`WindowGrid.rowSteps`: one grid row, or the last
+    /// two; added, or skipped), the windows coming in `tiles(inStep:)` order: the chunks of the rows
+    /// the step finishes that no later window of the step reaches, one band per chunk, left to
+    /// right; often none. `finishStepInChunks(step)` ends the step.
     public func finishColumns(afterTile tile: Tile, inStep step: Range<Int>) -> [StitchedBand] {
         precondition(step.lowerBound == finishedGridRows && step.contains(tile.gridRow),
                      "\(tile) is not in the current step \(step)")
@@ -228,14 +221,9 @@ public final class StreamingStitcher {
                             weights: weights, validity: validity)
     }
 
-    /// Completes grid row `row` (rows must be finished in order): the chunks of the rows that are now
-    /// final not handed over by `finishColumns`, one band per chunk, left to right.
-    public func finishGridRowInChunks(_ row: Int) -> [StitchedBand] {
-        finishStepInChunks(row..<(row + 1))
-    }
-
     /// Completes `step` (one grid row or several, `WindowGrid.rowSteps`; steps must be finished in
-    /// order): the chunks of the rows that are now final not handed over by `finishColumns`.
+    /// order): the chunks of the rows that are now final not handed over by `finishColumns`, one
+    /// band per chunk, left to right.
     public func finishStepInChunks(_ step: Range<Int>) -> [StitchedBand] {
         precondition(step.lowerBound == finishedGridRows && !step.isEmpty, "grid rows must be finished in order")
         precondition(releasedChunks == 0 || releasingStep == step, "step \(step) while \(releasingStep) is open")
@@ -255,8 +243,8 @@ public final class StreamingStitcher {
     /// Completes grid row `row` and returns the image rows that are final, across all of this
     /// stitcher's columns (for a stitcher whose columns were not handed over by `finishColumns`).
     public func finishGridRow(_ row: Int) -> StitchedBand {
-        precondition(releasedChunks == 0, "finishGridRow after finishColumns: use finishGridRowInChunks")
-        let chunks = finishGridRowInChunks(row)
+        precondition(releasedChunks == 0, "finishGridRow after finishColumns: use finishStepInChunks")
+        let chunks = finishStepInChunks(row..<(row + 1))
         if chunks.count == 1 { return chunks[0] }
         let range = finishingRows(row..<(row + 1))
         return StitchedBand(joining: chunks, rows: chunks.first?.rows ?? range, x: columns.lowerBound,

@@ -39,13 +39,13 @@ extension SegmentationJob {
     ///   F(4×4, 3×3) weights take 4 × their size, and the loaded copy stays);
     /// - one window through the model, counted once per crop size (`activationFootprint`; views run
     ///   one after the other, so one window's worth whatever the TTA);
-    /// - the reader's windows ahead (3 windows of bands as floats and a validity byte).
+    /// - the reader's windows (`TileReader.windowsHeld()`: bands as floats and a validity byte).
     /// Deterministic (the network and the settings, not the CPU, threads or load), so every shard and
     /// every resume of a job cuts the same blocks.
     func reservedBytes() throws -> Int {
         let crop = options.resolvedCrop, model = loaded.model
         let activations = try model.activationFootprint(height: crop, width: crop)
-        let reader = MemoryBudget.product(3, crop, crop, MemoryBudget.sum(MemoryBudget.product(options.resolvedBands.count, 4), 1))
+        let reader = MemoryBudget.product(TileReader.windowsHeld(), crop, crop, MemoryBudget.sum(MemoryBudget.product(options.resolvedBands.count, 4), 1))
         return MemoryBudget.sum(Self.processBaseBytes, Int(options.blockCacheBytes), MemoryBudget.product(model.parameterCount, 20),
                                 activations, reader)
     }
@@ -56,8 +56,8 @@ extension SegmentationJob {
 
     /// What the stitchers of one block may hold: `--memory-mb` less `reservedBytes()` and an eighth
     /// of the budget for what the plan does not itemise (the allocator's slack, oneDNN's buffers,
-    /// libraries, the band being written): measured peaks stay 30–70 MiB above the itemised plan at
-    /// 1 GiB (README "Blocks and shards"). Throws when the model alone leaves nothing.
+    /// libraries, the band being written): measured peaks stay within 30 MiB of the itemised plan at
+    /// 512 MiB and 1 GiB (README "Blocks and shards"). Throws when the model alone leaves nothing.
     public func stitcherBytes() throws -> Int {
         let budget = MemoryBudget.product(options.memoryMB, 1 << 20)
         let reserved = MemoryBudget.sum(try reservedBytes(), budget / 8)

@@ -19,8 +19,15 @@ final class TileReader: @unchecked Sendable {
     private var cancelled = false
     private let capacity: Int
 
+    /// Windows read ahead of the model by default.
+    static let defaultAhead = 3
+
+    /// Windows of bands alive at once with `ahead`: those queued, the one being read and the one the
+    /// model works on (what the memory plan counts).
+    static func windowsHeld(ahead: Int = defaultAhead) -> Int { max(ahead, 1) + 2 }
+
     /// Starts reading `tiles` of `path` (bands 1-based) on a background thread, at most `ahead` windows ahead.
-    init(path: String, bands: [Int], scaling: InputScaling = .identity, tiles: [Tile], ahead: Int = 3) {
+    init(path: String, bands: [Int], scaling: InputScaling = .identity, tiles: [Tile], ahead: Int = defaultAhead) {
         capacity = max(ahead, 1)
         // The thread keeps the reader alive until it has read everything or is cancelled.
         let worker = Thread { self.readAll(path: path, bands: bands, scaling: scaling, tiles: tiles) }

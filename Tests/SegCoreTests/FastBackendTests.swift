@@ -190,6 +190,26 @@ import Testing
         }
     }
 
+    /// The logits' resize writes NCHW planes whatever the class count, so `withNCHW` hands them over
+    /// without a copy (the buffer it passes is the activation's own), with the reference's values.
+    @Test func logitsResizeWritesPlanesReadInPlace() throws {
+        guard let b = Self.backend else { Issue.record("oneDNN engine could not be created"); return }
+        var noise = Noise(state: 17)
+        for (shape, size) in [([1, 150, 8, 8], Size2(height: 64, width: 60)), ([1, 16, 7, 9], Size2(height: 28, width: 36)),
+                              ([1, 6, 8, 8], Size2(height: 32, width: 32))] {
+            let x = noise.tensor(shape)
+            for align in [false, true] {
+                let y = b.resizeLogits(b.upload(x), to: size, alignCorners: align)
+                #expect(y.layout == .nchw, "resizeLogits \(shape) gave \(y.layout)")
+                let expected = Kernels.resizeBilinear(x, to: size, alignCorners: align)
+                b.withNCHW(y) { values in
+                    #expect(values.baseAddress == UnsafePointer(y.pointer), "withNCHW copied the logits of \(shape)")
+                    expectClose(Tensor(shape: expected.shape, data: Array(values)), expected, "resizeLogits \(shape)")
+                }
+            }
+        }
+    }
+
     @Test func elementwiseAndChannelOpsMatchReference() throws {
         guard let b = Self.backend else { Issue.record("oneDNN engine could not be created"); return }
         var noise = Noise(state: 13)

@@ -50,6 +50,9 @@ public protocol Backend: Sendable {
     func adaptiveAvgPool2d(_ x: Activation, to size: Size2) -> Activation
     /// x (N,C,H,W) → (N,C,size.height,size.width), PyTorch bilinear interpolation.
     func resizeBilinear(_ x: Activation, to size: Size2, alignCorners: Bool) -> Activation
+    /// `resizeBilinear` of the logits to the window, in the layout `withNCHW` reads without a copy
+    /// where the backend has such a choice (one classes × H × W map less at the peak).
+    func resizeLogits(_ x: Activation, to size: Size2, alignCorners: Bool) -> Activation
     /// [(N,C_i,H,W)] → (N,ΣC_i,H,W) in the given order.
     func concatChannels(_ xs: [Activation]) -> Activation
     /// x (N,C,H,W) → (N,range.count,H,W).
@@ -93,6 +96,10 @@ extension Backend {
 
     public func resizeBilinear(_ x: Activation, to size: Size2, alignCorners: Bool) -> Activation {
         onHost(x) { Kernels.resizeBilinear($0, to: size, alignCorners: alignCorners) }
+    }
+
+    public func resizeLogits(_ x: Activation, to size: Size2, alignCorners: Bool) -> Activation {
+        resizeBilinear(x, to: size, alignCorners: alignCorners)
     }
 
     public func concatChannels(_ xs: [Activation]) -> Activation {

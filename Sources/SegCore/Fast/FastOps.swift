@@ -156,6 +156,16 @@ extension FastBackend {
         return out
     }
 
+    /// The logits' resize straight into NCHW planes (`resizePlanar`, whatever the channel count), so
+    /// that `withNCHW` hands them over in place: no NHWC map of classes × H × W floats, and no
+    /// transpose of it.
+    public func resizeLogits(_ x: FastActivation, to size: Size2, alignCorners: Bool) -> FastActivation {
+        let x = nhwc(x), s = x.shape
+        if s.size == size { return x }
+        return resizePlanar(x, ys: Kernels.linearTaps(input: s.h, output: size.height, alignCorners: alignCorners),
+                            xs: Kernels.linearTaps(input: s.w, output: size.width, alignCorners: alignCorners), to: size)
+    }
+
     /// Separable bilinear resize into NCHW planes: each source row is resized along W once, then
     /// output rows blend two of those — the same products, in the same order, as the reference.
     private func resizePlanar(_ x: FastActivation, ys: [Kernels.LinearTap], xs: [Kernels.LinearTap],

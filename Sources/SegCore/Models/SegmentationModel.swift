@@ -75,7 +75,7 @@ private struct BoundNetwork<N: SegmentationNetwork>: ModelRunner {
         var input = b.upload(x)
         let size = b.shape(of: input).size
         if flip { input = b.flipHorizontal(input) }
-        var y = b.resizeBilinear(try network.forward(input, b).decode, to: size, alignCorners: alignCorners)
+        var y = b.resizeLogits(try network.forward(input, b).decode, to: size, alignCorners: alignCorners)
         if flip { y = b.flipHorizontal(y) }
         return y
     }

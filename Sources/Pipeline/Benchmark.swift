@@ -60,6 +60,17 @@ public struct LayerProfile: Codable, Sendable {
     /// Direct-convolution work (2 FLOP per multiply-accumulate) and its rate.
     public var gflop: Double
     public var gflopsPerSecond: Double
+    /// The layer's reordered weights, and the scratch it asks of the backend's shared buffers
+    /// (which are grown to the largest request, so the peak counts the largest, not the sum).
+    public var weightsMiB: Double
+    public var scratchMiB: Double
+}
+
+/// What `bench --profile` reports of one convolution besides its time.
+struct ConvKernelReport: Sendable {
+    var kernel: String
+    var weightBytes: Int
+    var scratchBytes: Int
 }
 
 public enum Benchmark {
@@ -70,12 +81,16 @@ public enum Benchmark {
         let name = config.name ?? "model"
         switch options.backend {
         case .reference:
-            return try measure(ConvCounter(base: ReferenceBackend()) { _, _ in "im2col + OpenBLAS, f32" },
+            return try measure(ConvCounter(base: ReferenceBackend()) { conv, _ in
+                ConvKernelReport(kernel: "im2col + OpenBLAS, f32", weightBytes: conv.weight.data.count * 4, scratchBytes: 0)
+            },
                                config, weights, name, options)
         case .onednn:
             let precision = options.precision ?? config.precision ?? .f32
             let backend = ConvCounter(base: try FastBackend(threads: options.threads, precision: precision)) { conv, s in
-                conv.profileDescription(n: s.n, h: s.h, w: s.w)
+                let memory = conv.memoryUse(n: s.n, h: s.h, w: s.w)
+                return ConvKernelReport(kernel: conv.profileDescription(n: s.n, h: s.h, w: s.w),
+                                        weightBytes: memory.weights, scratchBytes: memory.scratch)
             }
             return try measure(backend, config, weights, name, options)
         }
@@ -99,13 +114,14 @@ public enum Benchmark {
             let input = Tensor(shape: [1, channels, size, size],
                                data: (0..<(channels * size * size)).map { _ in Float(generator.nextUnit() * 4 - 2) })
             backend.counter.reset()
-            _ = try model.logits(input)  // warm-up: primitives, caches, first-touch memory
+            // As `run` does: the logits read where the backend left them, not downloaded into a copy.
+            _ = try model.withLogits(input) { $0.count }  // warm-up: primitives, caches, first-touch memory
             let macs = backend.counter.value
             if options.profile { backend.counter.startProfiling() }
             var times: [Double] = []
             for _ in 0..<max(options.runs, 1) {
                 let start = ContinuousClock.now
-                _ = try model.logits(input)
+                _ = try model.withLogits(input) { $0.count }
                 let elapsed = ContinuousClock.now - start
                 times.append(Double(elapsed.components.seconds) * 1e3 + Double(elapsed.components.attoseconds) * 1e-15)
             }
@@ -121,11 +137,14 @@ public enum Benchmark {
                 let runs = Double(times.count)
                 let layers = backend.counter.layers.map { t in
                     let ms = t.seconds / runs * 1e3, work = 2 * Double(t.macs) / runs / 1e9
+                    let report = backend.describe(t.conv.base, t.input), mib = 1024.0 * 1024
                     return LayerProfile(index: t.conv.index, layer: t.conv.layer,
                                         input: "\(t.input.c)×\(t.input.h)×\(t.input.w)",
                                         output: "\(t.output.c)×\(t.output.h)×\(t.output.w)",
-                                        kernel: backend.describe(t.conv.base, t.input), ms: ms, gflop: work,
-                                        gflopsPerSecond: ms > 0 ? work / (ms / 1e3) : 0)
+                                        kernel: report.kernel, ms: ms, gflop: work,
+                                        gflopsPerSecond: ms > 0 ? work / (ms / 1e3) : 0,
+                                        weightsMiB: Double(report.weightBytes) / mib,
+                                        scratchMiB: Double(report.scratchBytes) / mib)
                 }
                 result.profile = layers
                 result.otherMs = times.reduce(0, +) / runs - layers.reduce(0) { $0 + $1.ms }
@@ -142,16 +161,19 @@ public enum Benchmark {
         let total = layers.reduce(0) { $0 + $1.ms } + (r.otherMs ?? 0)
         func pad(_ text: String, _ width: Int) -> String { text.padding(toLength: max(width, text.count), withPad: " ", startingAt: 0) }
         var lines = [pad("   #", 6) + pad("layer", 24) + pad("input", 15) + pad("output", 15)
-                     + "       ms   GFLOP  GFLOP/s  share  kernel"]
+                     + "       ms   GFLOP  GFLOP/s  share  weights  scratch  kernel"]
         for l in layers {
             lines.append(String(format: "%4d  ", l.index) + pad(l.layer, 24) + pad(l.input, 15) + pad(l.output, 15)
-                         + String(format: "%9.2f %7.2f %8.0f %5.1f%%  ", l.ms, l.gflop, l.gflopsPerSecond,
-                                  100 * l.ms / max(total, 1e-9)) + l.kernel)
+                         + String(format: "%9.2f %7.2f %8.0f %5.1f%% %6.1fM %7.1fM  ", l.ms, l.gflop,
+                                  l.gflopsPerSecond, 100 * l.ms / max(total, 1e-9), l.weightsMiB, l.scratchMiB)
+                         + l.kernel)
         }
         let convMs = layers.reduce(0) { $0 + $1.ms }
         lines.append(String(format: "convolutions %.1f ms (%.1f%%), everything else %.1f ms (%.1f%%), mean run %.1f ms",
                             convMs, 100 * convMs / max(total, 1e-9), r.otherMs ?? 0,
                             100 * (r.otherMs ?? 0) / max(total, 1e-9), total))
+        lines.append(String(format: "weights %.0f MiB in all; largest scratch %.0f MiB (shared by every layer)",
+                            layers.reduce(0) { $0 + $1.weightsMiB }, layers.map(\.scratchMiB).max() ?? 0))
         return lines.joined(separator: "\n")
     }
 

@@ -31,10 +31,13 @@ struct ConvCounter<Base: Backend>: Backend {
 
     let base: Base
     let counter = Counter()
-    /// The kernel and arithmetic of a conv for an input shape (`FastConv.profileDescription`).
-    let describe: @Sendable (Base.Conv, Shape4) -> String
+    /// The kernel, its arithmetic and its memory for a conv and an input shape
+    /// (`FastConv.profileDescription`, `FastConv.memoryUse`).
+    let describe: @Sendable (Base.Conv, Shape4) -> ConvKernelReport
 
-    init(base: Base, describe: @escaping @Sendable (Base.Conv, Shape4) -> String = { _, _ in "" }) {
+    init(base: Base, describe: @escaping @Sendable (Base.Conv, Shape4) -> ConvKernelReport = { _, _ in
+        ConvKernelReport(kernel: "", weightBytes: 0, scratchBytes: 0)
+    }) {
         self.base = base
         self.describe = describe
     }
@@ -74,16 +77,25 @@ struct ConvCounter<Base: Backend>: Backend {
     func shape(of x: Activation) -> Shape4 { base.shape(of: x) }
 
     func conv2d(_ x: Activation, _ conv: Conv, residual: Activation?) throws -> Activation {
+        try counted(conv, input: base.shape(of: x)) { try base.conv2d(x, conv.base, residual: residual) }
+    }
+
+    func conv2d(concatenating xs: [Activation], _ conv: Conv) throws -> Activation {
+        let shapes = xs.map(base.shape(of:))
+        let input = Shape4(n: shapes[0].n, c: shapes.reduce(0) { $0 + $1.c }, h: shapes[0].h, w: shapes[0].w)
+        return try counted(conv, input: input) { try base.conv2d(concatenating: xs, conv.base) }
+    }
+
+    private func counted(_ conv: Conv, input: Shape4, _ body: () throws -> Activation) throws -> Activation {
         let profiling = counter.profile.withLock { $0 != nil }
         let start = profiling ? ContinuousClock.now : nil
-        let y = try base.conv2d(x, conv.base, residual: residual)
+        let y = try body()
         let s = base.shape(of: y)
         let macs = s.n * s.c * s.h * s.w * conv.macsPerOutput
         counter.add(macs)
         if let start {
             let elapsed = ContinuousClock.now - start
             let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18
-            let input = base.shape(of: x)
             counter.profile.withLock { table in
                 var entry = table?[conv.index] ?? LayerTime(conv: conv, input: input, output: s)
                 entry.seconds += seconds
@@ -103,6 +115,9 @@ struct ConvCounter<Base: Backend>: Backend {
     func adaptiveAvgPool2d(_ x: Activation, to size: Size2) -> Activation { base.adaptiveAvgPool2d(x, to: size) }
     func resizeBilinear(_ x: Activation, to size: Size2, alignCorners: Bool) -> Activation {
         base.resizeBilinear(x, to: size, alignCorners: alignCorners)
+    }
+    func resizeLogits(_ x: Activation, to size: Size2, alignCorners: Bool) -> Activation {
+        base.resizeLogits(x, to: size, alignCorners: alignCorners)
     }
     func concatChannels(_ xs: [Activation]) -> Activation { base.concatChannels(xs) }
     func sliceChannels(_ x: Activation, _ range: Range<Int>) -> Activation { base.sliceChannels(x, range) }

@@ -139,6 +139,41 @@ import Testing
         print("conv \(t) winograd \(winograd): \(kernel), error \(worstSeen) of Σ|w·x|")
     }
 
+    /// A Winograd convolution over 1024 input channels runs as two parts of 512, summed in the
+    /// kernel's blocked output (bias on the first, residual and ReLU at the end); the same
+    /// convolution over the concatenation of two 512-channel inputs reads them in place; inputs
+    /// that do not split into whole parts (768 + 256) are concatenated first. All against the
+    /// naive convolution of the concatenation.
+    @Test func wideConvolutionRunsInPartsAndReadsConcatenatedInputsInPlace() throws {
+        guard let b = Self.backend else { Issue.record("oneDNN engine could not be created"); return }
+        var noise = Noise(state: 1024)
+        let (h, w) = (7, 6)
+        let x = noise.tensor([1, 1024, h, w])
+        let spec = ConvSpec(weight: noise.tensor([32, 1024, 3, 3]), bias: noise.tensor([32]).data, padding: 1,
+                            relu: true)
+        let residual = noise.tensor([1, 32, h, w])
+        let conv = try b.makeConv(spec)
+        #expect(try conv.implementation(n: 1, h: h, w: w).hasSuffix("in 2 parts of 512 channels"))
+        func expectMatches(_ y: Tensor, _ expected: (Tensor, [Float]), _ what: String) {
+            #expect(y.shape == expected.0.shape, "\(what): shape \(y.shape)")
+            var worst: Float = 0
+            for i in expected.0.data.indices {
+                worst = max(worst, abs(y.data[i] - expected.0.data[i]) / (expected.1[i] + 1e-6))
+            }
+            #expect(worst <= 1e-4, "\(what): relative error \(worst)")
+        }
+        for _ in 0..<2 {  // again with the cached plans and pooled buffers
+            expectMatches(b.download(try b.conv2d(b.upload(x), conv, residual: b.upload(residual))),
+                          Self.naiveConv(x, spec, residual: residual), "1024 channels with a residual")
+        }
+        let plain = Self.naiveConv(x, spec, residual: nil)
+        for split in [512, 768] {
+            let first = Kernels.sliceChannels(x, 0..<split), second = Kernels.sliceChannels(x, split..<1024)
+            let y = try b.conv2d(concatenating: [b.upload(first), b.upload(second)], conv)
+            expectMatches(b.download(y), plain, "concatenation of \(split) + \(1024 - split) channels")
+        }
+    }
+
     /// Compares a fast op with the reference kernel: max |difference| ≤ tolerance.
     func expectClose(_ fast: Tensor, _ reference: Tensor, _ what: String, tolerance: Float = 1e-5) {
         #expect(fast.shape == reference.shape, "\(what): shape \(fast.shape) vs \(reference.shape)")

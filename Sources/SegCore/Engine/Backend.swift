@@ -42,6 +42,8 @@ public protocol Backend: Sendable {
     /// x (N,C,H,W) → (N,OC,OH,OW): `relu?(conv(x) + bias + residual)`; residual is (N,OC,OH,OW).
     /// Throws when this input size cannot run (see the conventions above).
     func conv2d(_ x: Activation, _ conv: Conv, residual: Activation?) throws -> Activation
+    /// `conv2d(concatChannels(xs), conv)`; a backend may read the inputs where they are instead.
+    func conv2d(concatenating xs: [Activation], _ conv: Conv) throws -> Activation
     /// x (N,C,H,W) → (N,C,OH,OW); padded positions never win.
     func maxPool2d(_ x: Activation, kernel: Int, stride: Int, padding: Int) -> Activation
     /// x (N,C,H,W) → (N,C,OH,OW), mean over the in-bounds part of each window (no padding).
@@ -140,6 +142,10 @@ extension Backend {
 
     public func flipHorizontal(_ x: Activation) -> Activation {
         onHost(x) { Kernels.flipHorizontal($0) }
+    }
+
+    public func conv2d(concatenating xs: [Activation], _ conv: Conv) throws -> Activation {
+        try conv2d(concatChannels(xs), conv, residual: nil)
     }
 
     /// `conv2d` without a residual.

@@ -41,12 +41,14 @@ final class DNNLContext {
     /// Direct convolutions in bf16 (inputs and weights; f32 accumulation and outputs).
     let bf16: Bool
     /// Shared buffers by role (see `Slot`), each grown to the largest request.
-    private var buffers: [(pointer: UnsafeMutableRawPointer, bytes: Int)?] = [nil, nil, nil, nil, nil, nil]
+    private var buffers: [(pointer: UnsafeMutableRawPointer, bytes: Int)?] = Array(repeating: nil, count: 7)
 
     /// Roles of the shared buffers: the primitives' scratchpad, the blocked-layout copies of a
-    /// Winograd convolution's source and destination, and the sub-grid batches of a dilated one.
+    /// Winograd convolution's source and destination, the sub-grid batches of a dilated one, the
+    /// bf16 copy of a source, and the dense copy of one part's input channels.
     enum Slot: Int {
-        case scratchpad = 0, blockedSource, blockedDestination, subgridSource, subgridDestination, bf16Source
+        case scratchpad = 0, blockedSource, blockedDestination, subgridSource, subgridDestination, bf16Source,
+             partSource
     }
 
     /// Whether oneDNN runs bf16 dot products natively on this CPU (AVX512-BF16 or AMX).
@@ -116,7 +118,16 @@ final class DNNLContext {
 /// it, through shared buffers. Shapes it does not support fall back to the direct NHWC kernel.
 /// A dilated 3×3 stride-1 convolution with padding = dilation d runs as an undilated Winograd
 /// convolution over the d² sub-grids of its input (`Subgrid.swift`), unless it accumulates.
+///
+/// A Winograd convolution over many input channels (a multiple of `partChannels`, at least two
+/// parts: the heads' 2048–4096-channel convolutions) runs as parts of `partChannels` input channels,
+/// each reading its channels in place from the NHWC input and summing into the kernel's blocked
+/// output (`sum` post-op; bias on the first part, ReLU on the last). The kernel's scratch (the
+/// transformed input, and a transformed-weights buffer it books) and the blocked copy of the input
+/// then scale with one part, not the whole: FastFCN's 4096 → 512 head asked 528 MiB of scratch.
 final class DNNLConvolution {
+    /// Input channels per part of a wide Winograd convolution.
+    static let partChannels = 512
     let geometry: ConvGeometry
     /// Try the Winograd kernel (only ever used for 3×3, stride 1, dilation 1, groups 1).
     let winograd: Bool
@@ -131,10 +142,17 @@ final class DNNLConvolution {
     private var biasMemory: dnnl_memory_t?
     /// For a dilated convolution run on sub-grids: the same weights, undilated, padding 1.
     private let subgrid: DNNLConvolution?
+    /// For a wide Winograd convolution: its parts by input channels, in order (else empty).
+    private let parts: [DNNLConvolution]
+    /// A part after the first adds to the sum so far: its plans always accumulate.
+    private let addsToParts: Bool
 
     private struct PlanKey: Hashable {
         var n, h, w: Int
         var accumulate: Bool
+        /// Channels per pixel of the NHWC source: `geometry.inChannels`, or more for a part, which
+        /// reads its channels in place from a wider input.
+        var sourceChannels: Int
     }
 
     private final class Plan {
@@ -207,17 +225,18 @@ final class DNNLConvolution {
     /// - Parameters:
     ///   - weight: `(C_out, C_in/groups, KH, KW)` row-major, `geometry`'s sizes.
     ///   - bias: `(C_out)` or nil.
+    ///   - addsToParts: for a part of a wide convolution after the first: it adds to the sum so far.
     init(context: DNNLContext, geometry: ConvGeometry, weight: [Float], bias: [Float]?, relu: Bool,
-         winograd: Bool = false) {
+         winograd: Bool = false, addsToParts: Bool = false) {
         let g = geometry
         precondition(weight.count == g.outChannels * (g.inChannels / g.groups) * g.kernelHeight * g.kernelWidth,
                      "conv weight count \(weight.count) does not match \(g)")
         precondition(bias == nil || bias?.count == g.outChannels, "conv bias count does not match \(g)")
         self.context = context
         self.geometry = geometry
-        self.weights = weight
         self.bias = bias
         self.relu = relu
+        self.addsToParts = addsToParts
         let winogradShape = geometry.kernelHeight == 3 && geometry.kernelWidth == 3 && geometry.stride == 1
             && geometry.groups == 1
         self.winograd = winograd && winogradShape && geometry.dilation == 1
@@ -229,6 +248,28 @@ final class DNNLConvolution {
                                       winograd: true)
         } else {
             subgrid = nil
+        }
+        let size = Self.partChannels, count = g.inChannels / size
+        if self.winograd && g.inChannels % size == 0 && count >= 2 {
+            // Weights (O, I, 3, 3): part k takes input channels [k·size, (k+1)·size) of every output.
+            let taps = g.kernelHeight * g.kernelWidth
+            var partGeometry = g
+            partGeometry.inChannels = size
+            parts = (0..<count).map { k in
+                var slice = [Float]()
+                slice.reserveCapacity(g.outChannels * size * taps)
+                for o in 0..<g.outChannels {
+                    let start = (o * g.inChannels + k * size) * taps
+                    slice.append(contentsOf: weight[start..<(start + size * taps)])
+                }
+                return DNNLConvolution(context: context, geometry: partGeometry, weight: slice,
+                                       bias: k == 0 ? bias : nil, relu: relu && k == count - 1, winograd: true,
+                                       addsToParts: k > 0)
+            }
+            self.weights = []
+        } else {
+            parts = []
+            self.weights = weight
         }
     }
 
@@ -246,7 +287,15 @@ final class DNNLConvolution {
             let name = try subgrid.kernelName(n: n * d * d, h: (h + d - 1) / d, w: (w + d - 1) / d)
             return "\(name) on \(d * d) sub-grids"
         }
-        return try plan(PlanKey(n: n, h: h, w: w, accumulate: false)).kernelName
+        if let first = parts.first {
+            return try first.kernelName(n: n, h: h, w: w) + " in \(parts.count) parts of \(Self.partChannels) channels"
+        }
+        return try plan(key(n, h, w)).kernelName
+    }
+
+    /// The plan key of a plain call: dense input, accumulating only for a later part.
+    private func key(_ n: Int, _ h: Int, _ w: Int) -> PlanKey {
+        PlanKey(n: n, h: h, w: w, accumulate: addsToParts, sourceChannels: geometry.inChannels)
     }
 
     /// Runs the convolution: `y = relu?(conv(x) + bias (+ y if accumulate))`.
@@ -266,9 +315,82 @@ final class DNNLConvolution {
             batchToSpace(result, n: n, h: h, w: w, c: geometry.outChannels, d: d, into: y, threads: context.threads)
             return
         }
-        let plan = try plan(PlanKey(n: n, h: h, w: w, accumulate: accumulate))
+        if !parts.isEmpty {
+            return try runParts([(x, geometry.inChannels)], n: n, h: h, w: w, into: y, accumulate: accumulate)
+        }
+        try runOne(x, sourceChannels: geometry.inChannels, n: n, h: h, w: w, into: y, accumulate: accumulate)
+    }
+
+    /// Whether `run(concatenating:)` can read inputs of these channel counts in place: this
+    /// convolution runs in parts, and every input is a whole number of parts.
+    func readsInPlace(channels: [Int]) -> Bool {
+        !parts.isEmpty && channels.reduce(0, +) == geometry.inChannels
+            && channels.allSatisfy { $0 > 0 && $0 % Self.partChannels == 0 }
+    }
+
+    /// The convolution of the channel concatenation of `inputs` (each NHWC, (N, H, W, C_i)),
+    /// without making it: each part reads its channels where they are (`readsInPlace`).
+    func run(concatenating inputs: [(pointer: UnsafePointer<Float>, channels: Int)], n: Int, h: Int, w: Int,
+             into y: UnsafeMutablePointer<Float>) throws(DNNLError) {
+        precondition(readsInPlace(channels: inputs.map(\.channels)), "inputs do not split into whole parts")
+        try runParts(inputs, n: n, h: h, w: w, into: y, accumulate: false)
+    }
+
+    /// The parts one after another, part k reading its `partChannels` channels from the input
+    /// that holds them. Where every part's kernel writes the same blocked layout, the sum stays in
+    /// the shared blocked buffer from the first part to the last (no reorders between).
+    private func runParts(_ inputs: [(pointer: UnsafePointer<Float>, channels: Int)], n: Int, h: Int, w: Int,
+                          into y: UnsafeMutablePointer<Float>, accumulate: Bool) throws(DNNLError) {
+        var sources: [(pointer: UnsafePointer<Float>, channels: Int)] = []
+        for input in inputs {
+            for offset in stride(from: 0, to: input.channels, by: Self.partChannels) {
+                sources.append((input.pointer + offset, input.channels))
+            }
+        }
+        precondition(sources.count == parts.count, "\(sources.count) sources for \(parts.count) parts")
+        let layouts = try zip(parts, sources).map { (part, source) throws(DNNLError) in
+            try part.blockedDestination(n: n, h: h, w: w, sourceChannels: source.channels)
+        }
+        var inBlocked = layouts.allSatisfy { $0 != nil }
+        if inBlocked, var first = layouts[0] {
+            for case var layout? in layouts.dropFirst() where dnnl_memory_desc_equal(&first, &layout) == 0 {
+                inBlocked = false
+            }
+        }
+        for (k, part) in parts.enumerated() {
+            try part.runOne(sources[k].pointer, sourceChannels: sources[k].channels, n: n, h: h, w: w, into: y,
+                            accumulate: accumulate || k > 0,
+                            readsSum: !inBlocked || k == 0, writesSum: !inBlocked || k == parts.count - 1)
+        }
+    }
+
+    /// The blocked layout this convolution's kernel writes for input size (n, h, w), if it has one.
+    private func blockedDestination(n: Int, h: Int, w: Int, sourceChannels: Int) throws(DNNLError)
+        -> dnnl_memory_desc_t? {
+        let plan = try plan(PlanKey(n: n, h: h, w: w, accumulate: addsToParts, sourceChannels: sourceChannels))
+        guard plan.edges != nil else { return nil }
+        return dnnl_primitive_desc_query_md(plan.pd, dnnl_query_dst_md, 0)?.pointee
+    }
+
+    /// One primitive's run on `x`, NHWC with `sourceChannels` channels per pixel of which it reads
+    /// the first `geometry.inChannels` (a part: `x` points at its first channel). With a blocked-layout kernel, `readsSum: false` finds the sum so far in
+    /// the shared blocked buffer instead of reading it from `y`, and `writesSum: false` leaves the
+    /// result there instead of writing it to `y`.
+    private func runOne(_ x: UnsafePointer<Float>, sourceChannels: Int, n: Int, h: Int, w: Int,
+                        into y: UnsafeMutablePointer<Float>, accumulate: Bool, readsSum: Bool = true,
+                        writesSum: Bool = true) throws(DNNLError) {
+        precondition(!addsToParts || accumulate, "a later part adds to the sum")
+        let plan = try plan(PlanKey(n: n, h: h, w: w, accumulate: accumulate, sourceChannels: sourceChannels))
         context.bindThreads()
-        let source = UnsafeMutableRawPointer(mutating: x)
+        var source = UnsafeMutableRawPointer(mutating: x)
+        if sourceChannels != geometry.inChannels && plan.edges == nil {
+            // A direct kernel reads dense NHWC: copy this part's channels out first.
+            let c = geometry.inChannels, pixels = n * h * w
+            let dense = context.buffer(.partSource, bytes: pixels * c * MemoryLayout<Float>.stride)
+                .assumingMemoryBound(to: Float.self)
+            for p in 0..<pixels { (dense + p * c).update(from: x + p * sourceChannels, count: c) }
+            source = UnsafeMutableRawPointer(dense)
+        }
         if plan.scratchBytes > 0 {
             let scratchpad = context.buffer(.scratchpad, bytes: plan.scratchBytes)
             try dnnlCheck(dnnl_memory_set_data_handle(plan.scratch, scratchpad), "set scratchpad")
@@ -302,11 +424,11 @@ final class DNNLConvolution {
         try execute(edges.srcIn, &srcArgs, "reorder src to blocked (\(what))")
         var dstArgs = [dnnl_exec_arg_t(arg: DNNL_ARG_FROM, memory: edges.userDst),
                        dnnl_exec_arg_t(arg: DNNL_ARG_TO, memory: plan.dst)]
-        if accumulate { try execute(edges.dstIn, &dstArgs, "reorder residual to blocked (\(what))") }
+        if accumulate && readsSum { try execute(edges.dstIn, &dstArgs, "reorder residual to blocked (\(what))") }
         try execute(plan.primitive, &plan.args, what)
         var outArgs = [dnnl_exec_arg_t(arg: DNNL_ARG_FROM, memory: plan.dst),
                        dnnl_exec_arg_t(arg: DNNL_ARG_TO, memory: edges.userDst)]
-        try execute(edges.dstOut, &outArgs, "reorder dst to NHWC (\(what))")
+        if writesSum { try execute(edges.dstOut, &outArgs, "reorder dst to NHWC (\(what))") }
         try dnnlCheck(dnnl_stream_wait(context.stream), "dnnl_stream_wait")
     }
 
@@ -331,12 +453,16 @@ final class DNNLConvolution {
         let src = try memoryDesc([key.n, g.inChannels, key.h, key.w], dnnl_nhwc, what)
         let dst = try memoryDesc([key.n, g.outChannels, oh, ow], dnnl_nhwc, what)
         if winograd {
+            // A part's channels, read in place: NHWC strides of the whole input.
+            let c = key.sourceChannels
+            let userSrc = c == g.inChannels ? src
+                : try stridedDesc([key.n, g.inChannels, key.h, key.w], strides: [key.h * key.w * c, 1, key.w * c, c], what)
             let anySrc = try memoryDesc([key.n, g.inChannels, key.h, key.w], dnnl_format_tag_any, what)
             let anyDst = try memoryDesc([key.n, g.outChannels, oh, ow], dnnl_format_tag_any, what)
             // Unsupported shapes (e.g. few channels) throw `unimplemented`: use the direct kernel.
             if let plan = try? makePrimitive(key, src: anySrc, dst: anyDst, algorithm: dnnl_convolution_winograd,
                                              what) {
-                plan.edges = try edges(plan, userSrc: src, userDst: dst, what)
+                plan.edges = try edges(plan, userSrc: userSrc, userDst: dst, what)
                 return plan
             }
         }
@@ -359,8 +485,35 @@ final class DNNLConvolution {
             let d = geometry.dilation
             return try subgrid.precision(n: n * d * d, h: (h + d - 1) / d, w: (w + d - 1) / d)
         }
-        let plan = try plan(PlanKey(n: n, h: h, w: w, accumulate: false))
+        if let first = parts.first { return try first.precision(n: n, h: h, w: w) }
+        let plan = try plan(key(n, h, w))
         return plan.bf16Input != nil ? "bf16" : plan.edges != nil ? "f32 Winograd" : "f32"
+    }
+
+    /// Bytes this convolution holds for input size (n, h, w): its reordered weight copies (every
+    /// layout asked for so far, sub-grid ones included) and the scratch its kernel asks of the
+    /// shared buffers (scratchpad, and the blocked or bf16 copies of its source and destination).
+    func memoryUse(n: Int, h: Int, w: Int) throws(DNNLError) -> (weights: Int, scratch: Int) {
+        if let subgrid {
+            let d = geometry.dilation, hs = (h + d - 1) / d, ws = (w + d - 1) / d
+            let inner = try subgrid.memoryUse(n: n * d * d, h: hs, w: ws)
+            let batches = n * d * d * hs * ws * (geometry.inChannels + geometry.outChannels) * MemoryLayout<Float>.stride
+            return (inner.weights + packedBytes, inner.scratch + batches)
+        }
+        if !parts.isEmpty {  // the parts share the engine's buffers: the largest part's scratch
+            let each = try parts.map { (part) throws(DNNLError) in try part.memoryUse(n: n, h: h, w: w) }
+            return (each.reduce(0) { $0 + $1.weights }, each.map(\.scratch).max() ?? 0)
+        }
+        let plan = try plan(key(n, h, w))
+        return (packedBytes, plan.scratchBytes + (plan.edges.map { $0.srcBytes + $0.dstBytes } ?? 0)
+                    + (plan.bf16Input?.bytes ?? 0))
+    }
+
+    private var packedBytes: Int {
+        packedWeights.reduce(0) { total, entry in
+            var desc = entry.desc
+            return total + dnnl_memory_desc_get_size(&desc)
+        }
     }
 
     /// Reorders between our NHWC buffers and the layouts `plan`'s kernel chose.
@@ -515,6 +668,14 @@ final class DNNLConvolution {
                                    g.kernelHeight, g.kernelWidth], tag, what, type: type)
         }
         return try memoryDesc([g.outChannels, g.inChannels, g.kernelHeight, g.kernelWidth], tag, what, type: type)
+    }
+
+    private func stridedDesc(_ dims: [Int], strides: [Int], _ what: String) throws(DNNLError) -> dnnl_memory_desc_t {
+        var md = dnnl_memory_desc_t()
+        try dnnlCheck(dnnl_memory_desc_init_by_strides(&md, Int32(dims.count), dims.map(Int64.init), dnnl_f32,
+                                                       strides.map(Int64.init)),
+                      "dnnl_memory_desc_init_by_strides \(dims) (\(what))")
+        return md
     }
 
     private func memoryDesc(_ dims: [Int], _ tag: dnnl_format_tag_t, _ what: String,

@@ -75,6 +75,25 @@ public struct FastBackend: Backend {
         }
         return out
     }
+
+    /// The convolution of the inputs' channel concatenation. A oneDNN convolution that runs in
+    /// parts of whole inputs (`DNNLConvolution.readsInPlace`) reads them where they are: no
+    /// concatenated copy (FastFCN's PSP bottleneck: 64 MiB per 512² tile); else concat, then conv.
+    public func conv2d(concatenating xs: [FastActivation], _ conv: FastConv) throws -> FastActivation {
+        let inputs = xs.map(nhwc)
+        guard case .onednn(let dnnl) = conv.kernel, let first = inputs.first?.shape,
+              inputs.allSatisfy({ $0.shape.n == first.n && $0.shape.size == first.size }),
+              dnnl.readsInPlace(channels: inputs.map(\.shape.c)) else {
+            return try conv2d(concatChannels(inputs), conv, residual: nil)
+        }
+        let whole = Shape4(n: first.n, c: conv.geometry.inChannels, h: first.h, w: first.w)
+        let out = make(try conv.geometry.outputShape(for: whole))
+        engine.lock.lock()
+        defer { engine.lock.unlock() }
+        try dnnl.run(concatenating: inputs.map { (UnsafePointer($0.pointer), $0.shape.c) }, n: first.n, h: first.h,
+                     w: first.w, into: out.pointer)
+        return out
+    }
 }
 
 /// A convolution prepared for `FastBackend`: a oneDNN convolution, or our depthwise kernel.
@@ -122,6 +141,19 @@ public final class FastConv: @unchecked Sendable {
             let name = (try? dnnl.kernelName(n: n, h: h, w: w)) ?? "?"
             let arithmetic = (try? dnnl.precision(n: n, h: h, w: w)) ?? "?"
             return "\(name), \(arithmetic)"
+        }
+    }
+
+    /// Bytes held for an input of n×h×w, for `bench --profile`: the reordered weights, and the
+    /// scratch asked of the engine's shared buffers (each grown to the largest request of any layer).
+    public func memoryUse(n: Int, h: Int, w: Int) -> (weights: Int, scratch: Int) {
+        switch kernel {
+        case .depthwise: return (geometry.outChannels * geometry.kernelHeight * geometry.kernelWidth
+                                 * MemoryLayout<Float>.stride, 0)
+        case .onednn(let dnnl):
+            lock.lock()
+            defer { lock.unlock() }
+            return (try? dnnl.memoryUse(n: n, h: h, w: w)) ?? (0, 0)
         }
     }
 

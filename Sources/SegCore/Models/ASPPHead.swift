@@ -84,7 +84,7 @@ struct ASPPHead<B: Backend>: DecodeHead {
             case .separable(let conv): outs.append(try conv(x, b))
             }
         }
-        var y = try b.conv2d(b.concatChannels(outs), bottleneck)
+        var y = try b.conv2d(concatenating: outs, bottleneck)
         if let lowLevel {
             if let c1Bottleneck = lowLevel.c1Bottleneck {
                 let c1 = try b.conv2d(features[0], c1Bottleneck)

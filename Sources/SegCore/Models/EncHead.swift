@@ -59,7 +59,7 @@ struct EncHead<B: Backend>: DecodeHead {
             let laterals = try zip(xs, lateralConvs).map { x, conv in
                 b.resizeBilinear(try b.conv2d(x, conv), to: size, alignCorners: inputs.alignCorners)
             }
-            feat = try b.conv2d(b.concatChannels([feat] + laterals), fusion)
+            feat = try b.conv2d(concatenating: [feat] + laterals, fusion)
         }
         let e = b.encoding(try b.conv2d(feat, encodingProject), encoding)
         let gate = b.sigmoid(try b.conv2d(e, fc))

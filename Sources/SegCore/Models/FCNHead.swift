@@ -42,7 +42,7 @@ struct FCNHead<B: Backend>: DecodeHead {
         let x = inputs.single(features, b)
         var y = x
         for conv in convs { y = try b.conv2d(y, conv) }
-        if let convCat { y = try b.conv2d(b.concatChannels([x, y]), convCat) }
+        if let convCat { y = try b.conv2d(concatenating: [x, y], convCat) }
         return try b.conv2d(y, convSeg)
     }
 }

@@ -33,6 +33,6 @@ struct PSPHead<B: Backend>: DecodeHead {
         for (scale, conv) in zip(poolScales, pyramid) {
             outs.append(try pooledContext(x, scale: scale, conv, alignCorners: inputs.alignCorners, b))
         }
-        return try b.conv2d(b.conv2d(b.concatChannels(outs), bottleneck), convSeg)
+        return try b.conv2d(b.conv2d(concatenating: outs, bottleneck), convSeg)
     }
 }

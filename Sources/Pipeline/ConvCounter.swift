@@ -80,6 +80,10 @@ struct ConvCounter<Base: Backend>: Backend {
         try counted(conv, input: base.shape(of: x)) { try base.conv2d(x, conv.base, residual: residual) }
     }
 
+    func withActivationArena<T>(_ key: String, _ body: () throws -> T) rethrows -> T {
+        try base.withActivationArena(key, body)
+    }
+
     func conv2d(concatenating xs: [Activation], _ conv: Conv) throws -> Activation {
         let shapes = xs.map(base.shape(of:))
         let input = Shape4(n: shapes[0].n, c: shapes.reduce(0) { $0 + $1.c }, h: shapes[0].h, w: shapes[0].w)

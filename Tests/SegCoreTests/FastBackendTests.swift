@@ -174,6 +174,37 @@ import Testing
         }
     }
 
+    /// A convolution gives the same bits for an input size whatever sizes it ran before: each
+    /// layer drops its OIHW weights once an exact (f32 blocked) copy exists and recovers them from
+    /// it for a new layout, so a history of other sizes must not change a value.
+    @Test func outputsDoNotDependOnTheSizesRunBefore() throws {
+        guard let b = Self.backend else { Issue.record("oneDNN engine could not be created"); return }
+        var noise = Noise(state: 99)
+        let specs = [
+            ConvSpec(weight: noise.tensor([96, 64, 1, 1]), bias: noise.tensor([96]).data, relu: true),
+            ConvSpec(weight: noise.tensor([48, 32, 3, 3]), bias: nil, stride: 2, padding: 1, relu: false),
+            ConvSpec(weight: noise.tensor([64, 64, 3, 3]), bias: noise.tensor([64]).data, padding: 1, relu: true),
+        ]
+        let sizes = [(16, 16), (9, 13), (31, 7), (64, 48)]
+        for spec in specs {
+            let seasoned = try b.makeConv(spec)
+            var last = Tensor(shape: [1], data: [0])
+            for (h, w) in sizes {
+                let x = noise.tensor([1, spec.inChannels, h, w])
+                last = x
+                let y = b.download(try b.conv2d(b.upload(x), seasoned))
+                let (expected, scale) = Self.naiveConv(x, spec, residual: nil)
+                var worst: Float = 0
+                for i in expected.data.indices { worst = max(worst, abs(y.data[i] - expected.data[i]) / (scale[i] + 1e-6)) }
+                #expect(worst <= 1e-4, "\(spec.geometry) at \(h)×\(w): relative error \(worst)")
+            }
+            let fresh = try b.makeConv(spec)
+            let afterHistory = b.download(try b.conv2d(b.upload(last), seasoned))
+            let alone = b.download(try b.conv2d(b.upload(last), fresh))
+            #expect(afterHistory.data == alone.data, "\(spec.geometry): the sizes run before changed the output")
+        }
+    }
+
     /// Compares a fast op with the reference kernel: max |difference| ≤ tolerance.
     func expectClose(_ fast: Tensor, _ reference: Tensor, _ what: String, tolerance: Float = 1e-5) {
         #expect(fast.shape == reference.shape, "\(what): shape \(fast.shape) vs \(reference.shape)")
@@ -266,6 +297,46 @@ import Testing
         let spec = EncodingSpec(codewords: noise.tensor([4, 21]), scale: (0..<4).map { _ in -noise.next() * 0.5 },
                                 bnScale: [1, 0.5, 2, 1], bnShift: [0, 0.1, -0.1, 0.2])
         expectClose(b.download(b.encoding(fa, spec)), Kernels.encoding(a, spec), "encoding")
+    }
+
+    /// Passes of one kind after the first take their buffers from one arena (nothing from the
+    /// pool), whose buffers that were not live together share bytes, with the results of passes
+    /// run without it.
+    @Test func passesOfOneKindShareOneArena() throws {
+        let b = try FastBackend(threads: 2)  // its own pool and arenas: other tests run alongside
+        var noise = Noise(state: 5)
+        let conv = try b.makeConv(ConvSpec(weight: noise.tensor([32, 16, 3, 3]), bias: nil, padding: 1, relu: true))
+        let x = noise.tensor([1, 16, 24, 20])
+        func pass() throws -> Tensor {
+            let wide = b.resizeBilinear(try b.conv2d(b.upload(x), conv), to: Size2(height: 48, width: 40),
+                                        alignCorners: false)
+            return b.download(b.add(wide, wide, relu: false))
+        }
+        let expected = try pass()
+        let pooled = b.engine.pool.idleBytesHeld
+        for _ in 0..<3 {
+            #expect(try b.withActivationArena("chain") { try pass() }.data == expected.data)
+        }
+        #expect(b.engine.pool.idleBytesHeld == pooled, "an arena pass took buffers from the pool")
+        let floats = 16 * 24 * 20 + 32 * 24 * 20 + 2 * 32 * 48 * 40
+        let arena = b.engine.arenas.idleBytes
+        #expect(arena >= 2 * 32 * 48 * 40 * 4 && arena < floats * 4, "arena of \(arena) bytes for \(floats * 4)")
+    }
+
+    /// A buffer still held from an earlier pass keeps its values: the next pass of the kind does
+    /// not hand its bytes out again (that buffer comes from the pool instead).
+    @Test func aBufferHeldAcrossPassesIsNotReused() throws {
+        let b = try FastBackend(threads: 2)
+        var noise = Noise(state: 6)
+        let conv = try b.makeConv(ConvSpec(weight: noise.tensor([16, 8, 3, 3]), bias: nil, padding: 1, relu: false))
+        let first = noise.tensor([1, 8, 12, 10]), second = noise.tensor([1, 8, 12, 10])
+        try b.withActivationArena("held") { _ = b.download(try b.conv2d(b.upload(first), conv)) }  // recorded
+        var held: FastActivation?
+        try b.withActivationArena("held") { held = try b.conv2d(b.upload(first), conv) }
+        let before = b.download(held!)
+        let other = try b.withActivationArena("held") { b.download(try b.conv2d(b.upload(second), conv)) }
+        #expect(b.download(held!).data == before.data, "the next pass wrote over a held buffer")
+        #expect(other.data == b.download(try b.conv2d(b.upload(second), conv)).data)
     }
 
     @Test func buffersAreRecycled() throws {

@@ -44,6 +44,9 @@ public protocol Backend: Sendable {
     func conv2d(_ x: Activation, _ conv: Conv, residual: Activation?) throws -> Activation
     /// `conv2d(concatChannels(xs), conv)`; a backend may read the inputs where they are instead.
     func conv2d(concatenating xs: [Activation], _ conv: Conv) throws -> Activation
+    /// Runs `body`, one forward pass of a kind named by `key` (the network and input size), whose
+    /// activations a backend may place in memory planned for passes of that kind; default: `body()`.
+    func withActivationArena<T>(_ key: String, _ body: () throws -> T) rethrows -> T
     /// x (N,C,H,W) → (N,C,OH,OW); padded positions never win.
     func maxPool2d(_ x: Activation, kernel: Int, stride: Int, padding: Int) -> Activation
     /// x (N,C,H,W) → (N,C,OH,OW), mean over the in-bounds part of each window (no padding).
@@ -143,6 +146,8 @@ extension Backend {
     public func flipHorizontal(_ x: Activation) -> Activation {
         onHost(x) { Kernels.flipHorizontal($0) }
     }
+
+    public func withActivationArena<T>(_ key: String, _ body: () throws -> T) rethrows -> T { try body() }
 
     public func conv2d(concatenating xs: [Activation], _ conv: Conv) throws -> Activation {
         try conv2d(concatChannels(xs), conv, residual: nil)

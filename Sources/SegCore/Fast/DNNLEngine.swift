@@ -134,7 +134,10 @@ final class DNNLConvolution {
     /// ReLU after the bias (and after the accumulated residual).
     let relu: Bool
     private let context: DNNLContext
-    private let weights: [Float]
+    /// Our OIHW copy, while it is the only exact source of a new layout: once an f32 blocked copy
+    /// exists (a permutation of it, recoverable bit for bit) it goes; Winograd-domain and bf16
+    /// copies are not invertible, so a layer with only those keeps it.
+    private var weights: [Float]?
     private let bias: [Float]?
     private var plans: [PlanKey: Plan] = [:]
     /// Reordered weight copies by layout, shared by plans that want the same one.
@@ -266,7 +269,7 @@ final class DNNLConvolution {
                                        bias: k == 0 ? bias : nil, relu: relu && k == count - 1, winograd: true,
                                        addsToParts: k > 0)
             }
-            self.weights = []
+            self.weights = nil
         } else {
             parts = []
             self.weights = weight
@@ -620,14 +623,41 @@ final class DNNLConvolution {
         var user = try weightDesc(tag: geometry.groups > 1 ? dnnl_goihw : dnnl_oihw, what)
         let target = try memory(wanted, what, allocate: true)
         var source: dnnl_memory_t?
-        try weights.withUnsafeBufferPointer { (buffer) throws(DNNLError) in
+        try oihw(what).withUnsafeBufferPointer { (buffer) throws(DNNLError) in
             let raw = UnsafeMutableRawPointer(mutating: buffer.baseAddress)
             try dnnlCheck(dnnl_memory_create(&source, &user, context.engine, raw), "weights memory (\(what))")
             defer { dnnl_memory_destroy(source) }
             try reorder(from: source, desc: user, to: target, desc: wanted, what)
         }
         packedWeights.append((wanted, target))
+        if Self.isExactCopy(wanted) { weights = nil }
         return target
+    }
+
+    /// Whether a packed layout holds the OIHW values bit for bit, in another order (f32, blocked).
+    private static func isExactCopy(_ desc: dnnl_memory_desc_t) -> Bool {
+        desc.format_kind == dnnl_blocked && desc.data_type == dnnl_f32
+    }
+
+    /// The OIHW weights: our copy, or recovered exactly from an f32 blocked copy.
+    private func oihw(_ what: String) throws(DNNLError) -> [Float] {
+        if let weights { return weights }
+        guard let exact = packedWeights.first(where: { Self.isExactCopy($0.desc) }) else {
+            preconditionFailure("\(what): the OIHW weights went without an exact copy")
+        }
+        let g = geometry
+        var values = [Float](repeating: 0, count: g.outChannels * (g.inChannels / g.groups) * g.kernelHeight
+                                                   * g.kernelWidth)
+        let user = try weightDesc(tag: g.groups > 1 ? dnnl_goihw : dnnl_oihw, what)
+        try values.withUnsafeMutableBufferPointer { (buffer) throws(DNNLError) in
+            var target: dnnl_memory_t?
+            var desc = user
+            try dnnlCheck(dnnl_memory_create(&target, &desc, context.engine, buffer.baseAddress), "weights memory (\(what))")
+            defer { dnnl_memory_destroy(target) }
+            guard let target else { throw DNNLError(call: "weights memory (\(what))", status: 2) }
+            try reorder(from: exact.memory, desc: exact.desc, to: target, desc: user, what)
+        }
+        return values
     }
 
     private func reorder(from: dnnl_memory_t?, desc: dnnl_memory_desc_t, to: dnnl_memory_t,

@@ -31,19 +31,36 @@ public final class FastActivation {
     var pointer: UnsafeMutablePointer<Float> { storage.pointer }
 }
 
-/// A buffer that returns itself to its pool when the last activation using it goes away.
+/// A buffer that gives itself back when the last activation using it goes away: to its pool,
+/// to the arena it lives in, or (taken while a pass was recorded) to the allocator.
 final class PooledBuffer {
+    enum Origin {
+        case pool(BufferPool)
+        case arena(ActivationArena, index: Int)
+        case recording(ArenaRecorder, index: Int)
+    }
     let pointer: UnsafeMutablePointer<Float>
     let count: Int
-    private let pool: BufferPool
+    private let origin: Origin
 
-    fileprivate init(pointer: UnsafeMutablePointer<Float>, count: Int, pool: BufferPool) {
+    fileprivate init(pointer: UnsafeMutablePointer<Float>, count: Int, origin: Origin) {
         self.pointer = pointer
         self.count = count
-        self.pool = pool
+        self.origin = origin
     }
 
-    deinit { pool.recycle(pointer, count: count) }
+    deinit {
+        switch origin {
+        case .pool(let pool): pool.recycle(pointer, count: count)
+        case .arena(let arena, let index):
+            ActivationMeter.current?.returned(count * MemoryLayout<Float>.stride)
+            arena.release(index)
+        case .recording(let recorder, let index):
+            ActivationMeter.current?.returned(count * MemoryLayout<Float>.stride)
+            PageMemory.unmap(UnsafeMutableRawPointer(pointer), count * MemoryLayout<Float>.stride)
+            recorder.released(index)
+        }
+    }
 }
 
 /// Recycles activation buffers by size, so a tile after the first allocates nothing and touches
@@ -65,9 +82,21 @@ final class BufferPool: @unchecked Sendable {
         }
     }
 
-    /// A buffer of exactly `count` floats (uninitialised).
+    /// A buffer of exactly `count` floats (uninitialised): from the arena serving this thread's
+    /// pass when it has one for this buffer (`FastBackend.withActivationArena`), else from here.
     func take(_ count: Int) -> PooledBuffer {
         ActivationMeter.current?.taken(count * MemoryLayout<Float>.stride)
+        switch ArenaBinding.current {
+        case .arena(let arena)?:
+            if let (pointer, index) = arena.take(count) {
+                return PooledBuffer(pointer: pointer, count: count, origin: .arena(arena, index: index))
+            }
+        case .recording(let recorder)?:
+            let pointer = PageMemory.map(count * MemoryLayout<Float>.stride)
+                .bindMemory(to: Float.self, capacity: max(count, 1))
+            return PooledBuffer(pointer: pointer, count: count, origin: .recording(recorder, index: recorder.taken(count)))
+        case nil: break
+        }
         let reused: UnsafeMutablePointer<Float>? = lock.withLock {
             guard let pointer = idle[count]?.popLast() else { return nil }
             idleBytes -= count * MemoryLayout<Float>.stride
@@ -76,8 +105,11 @@ final class BufferPool: @unchecked Sendable {
         let pointer = reused ?? UnsafeMutableRawPointer
             .allocate(byteCount: max(count, 1) * MemoryLayout<Float>.stride, alignment: 64)
             .bindMemory(to: Float.self, capacity: max(count, 1))
-        return PooledBuffer(pointer: pointer, count: count, pool: self)
+        return PooledBuffer(pointer: pointer, count: count, origin: .pool(self))
     }
+
+    /// Bytes of the buffers waiting here to be reused.
+    var idleBytesHeld: Int { lock.withLock { idleBytes } }
 
     fileprivate func recycle(_ pointer: UnsafeMutablePointer<Float>, count: Int) {
         let bytes = count * MemoryLayout<Float>.stride

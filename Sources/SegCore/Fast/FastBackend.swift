@@ -76,6 +76,21 @@ public struct FastBackend: Backend {
         return out
     }
 
+    /// Runs `body` with this thread's activations in the arena for passes of kind `key`
+    /// (`ActivationArena`): the first pass of a kind records its buffers, later ones reuse one
+    /// block laid out from them. A pass inside another uses the outer one's.
+    public func withActivationArena<T>(_ key: String, _ body: () throws -> T) rethrows -> T {
+        if ArenaBinding.current != nil { return try body() }
+        if let arena = engine.arenas.checkOut(key) {
+            arena.begin()
+            defer { engine.arenas.checkIn(key, arena) }
+            return try ArenaBinding.arena(arena).bind(body)
+        }
+        let recorder = ArenaRecorder()
+        defer { engine.arenas.checkIn(key, ActivationArena(recorder)) }
+        return try ArenaBinding.recording(recorder).bind(body)
+    }
+
     /// The convolution of the inputs' channel concatenation. A oneDNN convolution that runs in
     /// parts of whole inputs (`DNNLConvolution.readsInPlace`) reads them where they are: no
     /// concatenated copy (FastFCN's PSP bottleneck: 64 MiB per 512² tile); else concat, then conv.
@@ -175,6 +190,7 @@ final class FastEngine: @unchecked Sendable {
     let context: DNNLContext
     let lock = NSLock()
     let pool = BufferPool()
+    let arenas = ArenaCache()
     let threads: Int
     let winograd: Bool
     let level = aerialseg_cpu_level()

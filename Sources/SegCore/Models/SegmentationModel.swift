@@ -54,6 +54,8 @@ private protocol ModelRunner: Sendable {
 private struct BoundNetwork<N: SegmentationNetwork>: ModelRunner {
     let network: N
     let backend: N.B
+    /// Distinct per built model: its passes' arenas are its own (`withActivationArena`).
+    let identity = BoundNetworkIdentity.next()
 
     func forward(_ x: Tensor) throws -> ForwardResult {
         let out = try network.forward(backend.upload(x), backend)
@@ -62,13 +64,20 @@ private struct BoundNetwork<N: SegmentationNetwork>: ModelRunner {
     }
 
     func logits(_ x: Tensor, flip: Bool, alignCorners: Bool) throws -> Tensor {
-        backend.download(try resized(x, flip: flip, alignCorners: alignCorners))
+        try backend.withActivationArena(arenaKey(x, flip: flip)) {
+            backend.download(try resized(x, flip: flip, alignCorners: alignCorners))
+        }
     }
 
     func withLogits<T>(_ x: Tensor, flip: Bool, alignCorners: Bool,
                        _ body: (UnsafeBufferPointer<Float>) throws -> T) throws -> T {
-        try backend.withNCHW(try resized(x, flip: flip, alignCorners: alignCorners), body)
+        try backend.withActivationArena(arenaKey(x, flip: flip)) {
+            try backend.withNCHW(try resized(x, flip: flip, alignCorners: alignCorners), body)
+        }
     }
+
+    /// Passes of one kind take the same buffers in the same order: same input shape, same flip.
+    private func arenaKey(_ x: Tensor, flip: Bool) -> String { "model \(identity) \(x.shape) flip \(flip)" }
 
     private func resized(_ x: Tensor, flip: Bool, alignCorners: Bool) throws -> N.B.Activation {
         let b = backend
@@ -278,4 +287,10 @@ public final class SegmentationModel: Sendable {
     public static func argmax(_ logits: Tensor) -> [Int32] {
         Kernels.argmaxChannels(logits)
     }
+}
+
+/// Numbers the built models (`BoundNetwork.identity`).
+private enum BoundNetworkIdentity {
+    private static let counter = Atomic<Int>(0)
+    static func next() -> Int { counter.add(1, ordering: .relaxed).newValue }
 }

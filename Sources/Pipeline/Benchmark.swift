@@ -45,6 +45,11 @@ public struct BenchmarkResult: Codable, Sendable {
     /// forward pass (pooling, resize, concatenation, ...) as the mean run less the convolutions.
     public var profile: [LayerProfile]?
     public var otherMs: Double?
+    /// With `--profile` on the fast backend, after the runs: its idle activation arenas, idle
+    /// pooled buffers and the convolutions' shared buffers (MiB).
+    public var arenasMiB: Double?
+    public var pooledMiB: Double?
+    public var sharedMiB: Double?
 }
 
 /// One convolution of `bench --profile`, averaged over the timed runs.
@@ -87,12 +92,20 @@ public enum Benchmark {
                                config, weights, name, options)
         case .onednn:
             let precision = options.precision ?? config.precision ?? .f32
-            let backend = ConvCounter(base: try FastBackend(threads: options.threads, precision: precision)) { conv, s in
+            let fast = try FastBackend(threads: options.threads, precision: precision)
+            let backend = ConvCounter(base: fast) { conv, s in
                 let memory = conv.memoryUse(n: s.n, h: s.h, w: s.w)
                 return ConvKernelReport(kernel: conv.profileDescription(n: s.n, h: s.h, w: s.w),
                                         weightBytes: memory.weights, scratchBytes: memory.scratch)
             }
-            return try measure(backend, config, weights, name, options)
+            var results = try measure(backend, config, weights, name, options)
+            if options.profile, !results.isEmpty {
+                let held = fast.heldBytes, mib = 1024.0 * 1024
+                results[results.count - 1].arenasMiB = Double(held.arenas) / mib
+                results[results.count - 1].pooledMiB = Double(held.pooled) / mib
+                results[results.count - 1].sharedMiB = Double(held.shared) / mib
+            }
+            return results
         }
     }
 
@@ -174,6 +187,10 @@ public enum Benchmark {
                             100 * (r.otherMs ?? 0) / max(total, 1e-9), total))
         lines.append(String(format: "weights %.0f MiB in all; largest scratch %.0f MiB (shared by every layer)",
                             layers.reduce(0) { $0 + $1.weightsMiB }, layers.map(\.scratchMiB).max() ?? 0))
+        if let arenas = r.arenasMiB, let pooled = r.pooledMiB, let shared = r.sharedMiB {
+            lines.append(String(format: "held after the runs (every size): activation arenas %.0f MiB, pooled buffers "
+                                + "%.0f MiB, shared convolution buffers %.0f MiB", arenas, pooled, shared))
+        }
         return lines.joined(separator: "\n")
     }
 

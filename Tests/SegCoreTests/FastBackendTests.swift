@@ -6,7 +6,7 @@ import Testing
 /// FastBackend (oneDNN + our NHWC kernels) against two independent oracles: a naive direct
 /// convolution written here, and the reference backend's kernels for every other op.
 @Suite struct FastBackendTests {
-    static let backend: FastBackend? = try? FastBackend(threads: 2)
+    static let backend: FastBackend? = try? FastBackend(threads: 2, winograd: .always)
 
     /// Deterministic uniform values in [-1, 1) (SplitMix64), so failures reproduce.
     struct Noise {
@@ -104,7 +104,7 @@ import Testing
     ]
 
     /// Without Winograd every dense conv takes oneDNN's direct kernel.
-    static let directBackend: FastBackend? = try? FastBackend(threads: 2, winograd: false)
+    static let directBackend: FastBackend? = try? FastBackend(threads: 2, winograd: .never)
 
     @Test("convolution matches a naive direct convolution", arguments: convCases, [true, false])
     func convolution(_ t: ConvCase, winograd: Bool) throws {
@@ -177,8 +177,10 @@ import Testing
     /// A convolution gives the same bits for an input size whatever sizes it ran before: each
     /// layer drops its OIHW weights once an exact (f32 blocked) copy exists and recovers them from
     /// it for a new layout, so a history of other sizes must not change a value.
-    @Test func outputsDoNotDependOnTheSizesRunBefore() throws {
-        guard let b = Self.backend else { Issue.record("oneDNN engine could not be created"); return }
+    @Test(arguments: [WinogradPolicy.always, .standard])
+    func outputsDoNotDependOnTheSizesRunBefore(_ policy: WinogradPolicy) throws {
+        // `standard`: the 3×3 layer runs direct below 32² (its OIHW copy goes) and Winograd at 64×48.
+        let b = try FastBackend(threads: 2, winograd: policy)
         var noise = Noise(state: 99)
         let specs = [
             ConvSpec(weight: noise.tensor([96, 64, 1, 1]), bias: noise.tensor([96]).data, relu: true),
@@ -202,6 +204,34 @@ import Testing
             let afterHistory = b.download(try b.conv2d(b.upload(last), seasoned))
             let alone = b.download(try b.conv2d(b.upload(last), fresh))
             #expect(afterHistory.data == alone.data, "\(spec.geometry): the sizes run before changed the output")
+        }
+    }
+
+    /// The standard policy runs Winograd only from 32 × 32 = 1024 output pixels (31 × 33 is one
+    /// short): a smaller input of the
+    /// same layer (plain, dilated on sub-grids, or wide in parts) takes the direct kernel, and both
+    /// match the naive convolution.
+    @Test func winogradRunsOnlyWhereTheOutputIsLargeEnough() throws {
+        let b = try FastBackend(threads: 2)
+        var noise = Noise(state: 321)
+        let specs = [
+            ConvSpec(weight: noise.tensor([32, 64, 3, 3]), bias: noise.tensor([32]).data, padding: 1, relu: true),
+            ConvSpec(weight: noise.tensor([32, 32, 3, 3]), bias: noise.tensor([32]).data, padding: 2, dilation: 2,
+                     relu: true),
+            ConvSpec(weight: noise.tensor([16, 1024, 3, 3]), bias: noise.tensor([16]).data, padding: 1, relu: false),
+        ]
+        for spec in specs {
+            let conv = try b.makeConv(spec)
+            for (h, w, winograd) in [(40, 30, true), (16, 16, false), (32, 32, true), (31, 33, false), (8, 12, false)] {
+                let kernel = try conv.implementation(n: 1, h: h, w: w)
+                #expect(kernel.contains("wino") == winograd, "\(spec.geometry) at \(h)×\(w): \(kernel)")
+                let x = noise.tensor([1, spec.inChannels, h, w])
+                let y = b.download(try b.conv2d(b.upload(x), conv))
+                let (expected, scale) = Self.naiveConv(x, spec, residual: nil)
+                var worst: Float = 0
+                for i in expected.data.indices { worst = max(worst, abs(y.data[i] - expected.data[i]) / (scale[i] + 1e-6)) }
+                #expect(worst <= 1e-4, "\(spec.geometry) at \(h)×\(w) (\(kernel)): relative error \(worst)")
+            }
         }
     }
 

@@ -40,6 +40,9 @@ final class DNNLContext {
     let threads: Int
     /// Direct convolutions in bf16 (inputs and weights; f32 accumulation and outputs).
     let bf16: Bool
+    /// A Winograd-capable convolution takes the Winograd kernel from this many output pixels
+    /// (n · oh · ow) up, the direct one below (`WinogradPolicy`).
+    let winogradMinimumPixels: Int
     /// Shared buffers by role (see `Slot`), each grown to the largest request.
     private var buffers: [(pointer: UnsafeMutableRawPointer, bytes: Int)?] = Array(repeating: nil, count: 7)
 
@@ -59,9 +62,10 @@ final class DNNLContext {
 
     /// Creates the engine; sets libgomp's thread count (which oneDNN reads when it creates a
     /// primitive, so before any layer is built).
-    init(threads: Int = 2, bf16: Bool = false) throws(DNNLError) {
+    init(threads: Int = 2, bf16: Bool = false, winogradMinimumPixels: Int = 0) throws(DNNLError) {
         self.threads = max(1, threads)
         self.bf16 = bf16
+        self.winogradMinimumPixels = winogradMinimumPixels
         _ = aerialseg_omp_set_num_threads(Int32(self.threads))
         var engine: dnnl_engine_t?
         try dnnlCheck(dnnl_engine_create(&engine, dnnl_cpu, 0), "dnnl_engine_create")
@@ -84,6 +88,9 @@ final class DNNLContext {
 
     /// Makes this thread's OpenMP team size `threads` again (the setting is per calling thread).
     func bindThreads() { _ = aerialseg_omp_set_num_threads(Int32(threads)) }
+
+    /// Bytes of the shared buffers as grown so far.
+    var sharedBytes: Int { buffers.reduce(0) { $0 + ($1?.bytes ?? 0) } }
 
     /// The shared buffer for `slot`, at least `bytes` long (64-byte aligned); grows, never shrinks.
     func buffer(_ slot: Slot, bytes: Int) -> UnsafeMutableRawPointer {
@@ -118,6 +125,8 @@ final class DNNLContext {
 /// it, through shared buffers. Shapes it does not support fall back to the direct NHWC kernel.
 /// A dilated 3×3 stride-1 convolution with padding = dilation d runs as an undilated Winograd
 /// convolution over the d² sub-grids of its input (`Subgrid.swift`), unless it accumulates.
+/// Either runs only where the output has at least the context's `winogradMinimumPixels`
+/// (`WinogradPolicy`); a smaller input of the same layer takes the direct kernel.
 ///
 /// A Winograd convolution over many input channels (a multiple of `partChannels`, at least two
 /// parts: the heads' 2048–4096-channel convolutions) runs as parts of `partChannels` input channels,
@@ -285,7 +294,7 @@ final class DNNLConvolution {
     /// The kernel oneDNN picked for input size (n, h, w) without `accumulate` (a dilated conv that
     /// accumulates takes the direct kernel), building the primitive if needed.
     func kernelName(n: Int, h: Int, w: Int) throws(DNNLError) -> String {
-        if let subgrid {
+        if let subgrid, winogradRuns(n: n, h: h, w: w) {
             let d = geometry.dilation
             let name = try subgrid.kernelName(n: n * d * d, h: (h + d - 1) / d, w: (w + d - 1) / d)
             return "\(name) on \(d * d) sub-grids"
@@ -294,6 +303,13 @@ final class DNNLConvolution {
             return try first.kernelName(n: n, h: h, w: w) + " in \(parts.count) parts of \(Self.partChannels) channels"
         }
         return try plan(key(n, h, w)).kernelName
+    }
+
+    /// Whether the Winograd path (plain, on sub-grids or in parts) runs for input size (n, h, w):
+    /// the output has at least the context's minimum of pixels.
+    private func winogradRuns(n: Int, h: Int, w: Int) -> Bool {
+        let (oh, ow) = geometry.outputSize(height: h, width: w)
+        return n * oh * ow >= context.winogradMinimumPixels
     }
 
     /// The plan key of a plain call: dense input, accumulating only for a later part.
@@ -306,7 +322,7 @@ final class DNNLConvolution {
     /// the residual on entry (oneDNN's `sum` post-op, which measured no slower than a separate add).
     func run(_ x: UnsafePointer<Float>, n: Int, h: Int, w: Int, into y: UnsafeMutablePointer<Float>,
              accumulate: Bool = false) throws(DNNLError) {
-        if let subgrid, !accumulate {
+        if let subgrid, !accumulate, winogradRuns(n: n, h: h, w: w) {
             let d = geometry.dilation, hs = (h + d - 1) / d, ws = (w + d - 1) / d
             let floats = MemoryLayout<Float>.stride
             let source = context.buffer(.subgridSource, bytes: n * d * d * hs * ws * geometry.inChannels * floats)
@@ -455,7 +471,7 @@ final class DNNLConvolution {
         guard oh > 0, ow > 0 else { throw DNNLError(call: "\(what): output would be empty", status: 2) }
         let src = try memoryDesc([key.n, g.inChannels, key.h, key.w], dnnl_nhwc, what)
         let dst = try memoryDesc([key.n, g.outChannels, oh, ow], dnnl_nhwc, what)
-        if winograd {
+        if winograd && winogradRuns(n: key.n, h: key.h, w: key.w) {
             // A part's channels, read in place: NHWC strides of the whole input.
             let c = key.sourceChannels
             let userSrc = c == g.inChannels ? src
@@ -484,7 +500,7 @@ final class DNNLConvolution {
 
     /// Which precision a convolution runs in for input size (n, h, w): "f32 Winograd", "f32" or "bf16".
     func precision(n: Int, h: Int, w: Int) throws(DNNLError) -> String {
-        if let subgrid {
+        if let subgrid, winogradRuns(n: n, h: h, w: w) {
             let d = geometry.dilation
             return try subgrid.precision(n: n * d * d, h: (h + d - 1) / d, w: (w + d - 1) / d)
         }
@@ -497,7 +513,7 @@ final class DNNLConvolution {
     /// layout asked for so far, sub-grid ones included) and the scratch its kernel asks of the
     /// shared buffers (scratchpad, and the blocked or bf16 copies of its source and destination).
     func memoryUse(n: Int, h: Int, w: Int) throws(DNNLError) -> (weights: Int, scratch: Int) {
-        if let subgrid {
+        if let subgrid, winogradRuns(n: n, h: h, w: w) {
             let d = geometry.dilation, hs = (h + d - 1) / d, ws = (w + d - 1) / d
             let inner = try subgrid.memoryUse(n: n * d * d, h: hs, w: ws)
             let batches = n * d * d * hs * ws * (geometry.inChannels + geometry.outChannels) * MemoryLayout<Float>.stride
@@ -508,7 +524,7 @@ final class DNNLConvolution {
             return (each.reduce(0) { $0 + $1.weights }, each.map(\.scratch).max() ?? 0)
         }
         let plan = try plan(key(n, h, w))
-        return (packedBytes, plan.scratchBytes + (plan.edges.map { $0.srcBytes + $0.dstBytes } ?? 0)
+        return (packedBytes + (subgrid?.packedBytes ?? 0), plan.scratchBytes + (plan.edges.map { $0.srcBytes + $0.dstBytes } ?? 0)
                     + (plan.bf16Input?.bytes ?? 0))
     }
 

@@ -26,11 +26,11 @@ public struct FastBackend: Backend {
 
     /// - Parameters:
     ///   - threads: threads for oneDNN and our kernels (libgomp's team size); 2 by default.
-    ///   - winograd: run 3×3 stride-1 undilated convolutions with oneDNN's Winograd kernel
-    ///     (see `DNNLConvolution`).
+    ///   - winograd: which 3×3 stride-1 convolutions run oneDNN's Winograd kernel (see
+    ///     `WinogradPolicy` and `DNNLConvolution`).
     ///   - precision: `.bf16` runs the direct (non-Winograd) convolutions with bf16 inputs and weights
     ///     and f32 accumulation, where the CPU has AVX512-BF16 (else f32: see `precision`).
-    public init(threads: Int = 2, winograd: Bool = true, precision: Precision = .f32) throws {
+    public init(threads: Int = 2, winograd: WinogradPolicy = .standard, precision: Precision = .f32) throws {
         engine = try FastEngine(threads: threads, winograd: winograd,
                                 bf16: precision == .bf16 && DNNLContext.cpuHasBF16)
     }
@@ -45,6 +45,15 @@ public struct FastBackend: Backend {
 
     /// Threads used per op.
     public var threads: Int { engine.threads }
+
+    /// What the backend holds besides the layers' weights, in bytes (for `bench --profile`): its
+    /// idle activation arenas, idle pooled buffers, and the convolutions' shared buffers
+    /// (scratchpad, blocked, sub-grid and bf16 copies), each grown to its largest request.
+    public var heldBytes: (arenas: Int, pooled: Int, shared: Int) {
+        engine.lock.lock()
+        defer { engine.lock.unlock() }
+        return (engine.arenas.idleBytes, engine.pool.idleBytesHeld, engine.context.sharedBytes)
+    }
 
     public func makeConv(_ spec: ConvSpec) throws -> FastConv {
         try FastConv(spec, engine: engine)
@@ -111,6 +120,35 @@ public struct FastBackend: Backend {
     }
 }
 
+/// Which 3×3 stride-1 convolutions run oneDNN's Winograd F(4×4, 3×3) kernel.
+///
+/// Winograd does 4× fewer multiplies than a direct kernel but keeps its weights in the transformed
+/// domain, 4× their parameters, and its advantage needs tiles to amortise them over. On the
+/// seed models at 512², 512-channel layers run at 630–670 direct-equivalent GFLOP/s over 64²
+/// (direct f32: ≈ 215), at 334–453 over 16² where FastFCN's 2048 → 512 head conv holds 144 MiB of
+/// transformed weights for 16 tiles. Below `standard`'s 32 × 32 output pixels the direct kernel
+/// runs instead: 4× less weight memory for a few ms (and in bf16 mode, direct is bf16 and no slower).
+public enum WinogradPolicy: Sendable, Hashable {
+    /// Every convolution takes a direct kernel.
+    case never
+    /// Every eligible convolution whose output (batch × height × width) has at least this many
+    /// pixels; 0: all of them, at any size.
+    case fromPixels(Int)
+
+    /// Winograd from 32 × 32 output pixels up.
+    public static let standard = WinogradPolicy.fromPixels(1024)
+    /// Winograd wherever the kernel applies (tests exercise it on small inputs with this).
+    public static let always = WinogradPolicy.fromPixels(0)
+
+    /// The smallest output (pixels) that runs Winograd; `Int.max` for `never`.
+    var minimumPixels: Int {
+        switch self {
+        case .never: return .max
+        case .fromPixels(let pixels): return max(0, pixels)
+        }
+    }
+}
+
 /// A convolution prepared for `FastBackend`: a oneDNN convolution, or our depthwise kernel.
 public final class FastConv: @unchecked Sendable {
     enum Kernel {
@@ -141,7 +179,7 @@ public final class FastConv: @unchecked Sendable {
                                                      relu: spec.relu, threads: engine.threads))
         } else {
             kernel = .onednn(DNNLConvolution(context: engine.context, geometry: geometry, weight: spec.weight.data,
-                                             bias: spec.bias, relu: spec.relu, winograd: engine.winograd))
+                                             bias: spec.bias, relu: spec.relu, winograd: engine.winograd != .never))
         }
     }
 
@@ -192,11 +230,11 @@ final class FastEngine: @unchecked Sendable {
     let pool = BufferPool()
     let arenas = ArenaCache()
     let threads: Int
-    let winograd: Bool
+    let winograd: WinogradPolicy
     let level = aerialseg_cpu_level()
 
-    init(threads: Int, winograd: Bool, bf16: Bool) throws {
-        context = try DNNLContext(threads: threads, bf16: bf16)
+    init(threads: Int, winograd: WinogradPolicy, bf16: Bool) throws {
+        context = try DNNLContext(threads: threads, bf16: bf16, winogradMinimumPixels: winograd.minimumPixels)
         self.threads = context.threads
         self.winograd = winograd
     }

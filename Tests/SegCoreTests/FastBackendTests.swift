@@ -26,6 +26,13 @@ import Testing
 
     /// Direct convolution, NCHW, PyTorch semantics; also returns Σ|w·x| (+|bias|+|residual|) per
     /// output, the scale the tolerance is relative to.
+    /// The largest |y − expected| relative to Σ|w·x| (`naiveConv`'s scale) over the outputs.
+    static func worstRelativeError(_ y: Tensor, _ expected: Tensor, _ scale: [Float]) -> Float {
+        var worst: Float = 0
+        for i in expected.data.indices { worst = max(worst, abs(y.data[i] - expected.data[i]) / (scale[i] + 1e-6)) }
+        return worst
+    }
+
     static func naiveConv(_ x: Tensor, _ spec: ConvSpec, residual: Tensor?) -> (Tensor, [Float]) {
         let n = x.shape[0], c = x.shape[1], h = x.shape[2], w = x.shape[3]
         let oc = spec.outChannels, kh = spec.kernelHeight, kw = spec.kernelWidth
@@ -128,10 +135,7 @@ import Testing
             let y = backend.download(try backend.conv2d(backend.upload(x), conv,
                                                        residual: residual.map(backend.upload)))
             #expect(y.shape == expected.shape)
-            var worst: Float = 0
-            for i in expected.data.indices {
-                worst = max(worst, abs(y.data[i] - expected.data[i]) / (scale[i] + 1e-6))
-            }
+            let worst = Self.worstRelativeError(y, expected, scale)
             #expect(worst <= 1e-4, "\(t): relative error \(worst)")
             worstSeen = max(worstSeen, worst)
         }
@@ -156,10 +160,7 @@ import Testing
         #expect(try conv.implementation(n: 1, h: h, w: w).hasSuffix("in 2 parts of 512 channels"))
         func expectMatches(_ y: Tensor, _ expected: (Tensor, [Float]), _ what: String) {
             #expect(y.shape == expected.0.shape, "\(what): shape \(y.shape)")
-            var worst: Float = 0
-            for i in expected.0.data.indices {
-                worst = max(worst, abs(y.data[i] - expected.0.data[i]) / (expected.1[i] + 1e-6))
-            }
+            let worst = Self.worstRelativeError(y, expected.0, expected.1)
             #expect(worst <= 1e-4, "\(what): relative error \(worst)")
         }
         for _ in 0..<2 {  // again with the cached plans and pooled buffers
@@ -196,8 +197,7 @@ import Testing
                 last = x
                 let y = b.download(try b.conv2d(b.upload(x), seasoned))
                 let (expected, scale) = Self.naiveConv(x, spec, residual: nil)
-                var worst: Float = 0
-                for i in expected.data.indices { worst = max(worst, abs(y.data[i] - expected.data[i]) / (scale[i] + 1e-6)) }
+                let worst = Self.worstRelativeError(y, expected, scale)
                 #expect(worst <= 1e-4, "\(spec.geometry) at \(h)×\(w): relative error \(worst)")
             }
             let fresh = try b.makeConv(spec)
@@ -208,9 +208,8 @@ import Testing
     }
 
     /// The standard policy runs Winograd only from 32 × 32 = 1024 output pixels (31 × 33 is one
-    /// short): a smaller input of the
-    /// same layer (plain, dilated on sub-grids, or wide in parts) takes the direct kernel, and both
-    /// match the naive convolution.
+    /// short): a smaller input of the same layer (plain, dilated on sub-grids, or wide in parts)
+    /// takes the direct kernel, and both match the naive convolution.
     @Test func winogradRunsOnlyWhereTheOutputIsLargeEnough() throws {
         let b = try FastBackend(threads: 2)
         var noise = Noise(state: 321)
@@ -228,8 +227,7 @@ import Testing
                 let x = noise.tensor([1, spec.inChannels, h, w])
                 let y = b.download(try b.conv2d(b.upload(x), conv))
                 let (expected, scale) = Self.naiveConv(x, spec, residual: nil)
-                var worst: Float = 0
-                for i in expected.data.indices { worst = max(worst, abs(y.data[i] - expected.data[i]) / (scale[i] + 1e-6)) }
+                let worst = Self.worstRelativeError(y, expected, scale)
                 #expect(worst <= 1e-4, "\(spec.geometry) at \(h)×\(w) (\(kernel)): relative error \(worst)")
             }
         }

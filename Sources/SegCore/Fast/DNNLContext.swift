@@ -1,0 +1,113 @@
+import CDNNL
+
+// oneDNN's engine, stream and shared buffers, and its errors. With DNNLEngine.swift (the
+// convolution layer), the only files that speak oneDNN's C API (v2: `dnnl_*_desc_init`, Debian's
+// libdnnl 2.6); a port to 3.x touches only these two.
+
+/// A oneDNN call that failed: which call, oneDNN's status, and what to check.
+public struct DNNLError: Error, CustomStringConvertible, Sendable {
+    /// The C function that failed, with the layer it was building when known.
+    public let call: String
+    /// oneDNN's `dnnl_status_t` value.
+    public let status: Int
+    public var description: String {
+        let name: String
+        switch status {
+        case 1: name = "out of memory"
+        case 2: name = "invalid arguments"
+        case 3: name = "unimplemented (no kernel for this shape, layout or CPU)"
+        default: name = "status \(status)"
+        }
+        return "oneDNN: \(call) failed: \(name) (hint: DNNL_VERBOSE=1 shows what oneDNN tried; "
+            + "libdnnl 2.6 (libdnnl-dev) is required)"
+    }
+}
+
+@inline(__always)
+func dnnlCheck(_ status: dnnl_status_t, _ call: @autoclosure () -> String) throws(DNNLError) {
+    if status != dnnl_success { throw DNNLError(call: call(), status: Int(status.rawValue)) }
+}
+
+/// oneDNN's CPU engine, an in-order stream, and one scratchpad shared by every primitive.
+///
+/// Primitives run one at a time on the stream, so a single scratchpad (grown to the largest
+/// request) serves them all and a tile allocates nothing; so do the other buffers of `Slot`.
+/// Not thread-safe: one per worker, or behind a lock (`FastBackend` serialises its convolutions).
+/// The corresponding C objects are `dnnl_engine_t` and `dnnl_stream_t`.
+final class DNNLContext {
+    let engine: dnnl_engine_t
+    let stream: dnnl_stream_t
+    /// Threads for oneDNN (OpenMP) and for our own kernels (same libgomp pool).
+    let threads: Int
+    /// Direct convolutions in bf16 (inputs and weights; f32 accumulation and outputs).
+    let bf16: Bool
+    /// A Winograd-capable convolution takes the Winograd kernel from this many output pixels
+    /// (n · oh · ow) up, the direct one below (`WinogradPolicy`).
+    let winogradMinimumPixels: Int
+    /// Shared buffers by role (see `Slot`), each grown to the largest request.
+    private var buffers: [(pointer: UnsafeMutableRawPointer, bytes: Int)?] = Array(repeating: nil, count: 7)
+
+    /// Roles of the shared buffers: the primitives' scratchpad, the blocked-layout copies of a
+    /// Winograd convolution's source and destination, the sub-grid batches of a dilated one, the
+    /// bf16 copy of a source, and the dense copy of one part's input channels.
+    enum Slot: Int {
+        case scratchpad = 0, blockedSource, blockedDestination, subgridSource, subgridDestination, bf16Source,
+             partSource
+    }
+
+    /// Whether oneDNN runs bf16 dot products natively on this CPU (AVX512-BF16 or AMX).
+    static var cpuHasBF16: Bool {
+        let isa = dnnl_get_effective_cpu_isa().rawValue, bf16 = dnnl_cpu_isa_avx512_core_bf16.rawValue
+        return isa & bf16 == bf16
+    }
+
+    /// Creates the engine; sets libgomp's thread count (which oneDNN reads when it creates a
+    /// primitive, so before any layer is built).
+    init(threads: Int = 2, bf16: Bool = false, winogradMinimumPixels: Int = 0) throws(DNNLError) {
+        self.threads = max(1, threads)
+        self.bf16 = bf16
+        self.winogradMinimumPixels = winogradMinimumPixels
+        _ = aerialseg_omp_set_num_threads(Int32(self.threads))
+        var engine: dnnl_engine_t?
+        try dnnlCheck(dnnl_engine_create(&engine, dnnl_cpu, 0), "dnnl_engine_create")
+        guard let engine else { throw DNNLError(call: "dnnl_engine_create", status: 2) }
+        var stream: dnnl_stream_t?
+        let status = dnnl_stream_create(&stream, engine, dnnl_stream_default_flags.rawValue)
+        guard status == dnnl_success, let stream else {
+            dnnl_engine_destroy(engine)
+            throw DNNLError(call: "dnnl_stream_create", status: Int(status.rawValue))
+        }
+        self.engine = engine
+        self.stream = stream
+    }
+
+    deinit {
+        dnnl_stream_destroy(stream)
+        dnnl_engine_destroy(engine)
+        for buffer in buffers { buffer?.pointer.deallocate() }
+    }
+
+    /// Makes this thread's OpenMP team size `threads` again (the setting is per calling thread).
+    func bindThreads() { _ = aerialseg_omp_set_num_threads(Int32(threads)) }
+
+    /// Bytes of the shared buffers as grown so far.
+    var sharedBytes: Int { buffers.reduce(0) { $0 + ($1?.bytes ?? 0) } }
+
+    /// The shared buffer for `slot`, at least `bytes` long (64-byte aligned); grows, never shrinks.
+    func buffer(_ slot: Slot, bytes: Int) -> UnsafeMutableRawPointer {
+        if let buffer = buffers[slot.rawValue], buffer.bytes >= bytes { return buffer.pointer }
+        buffers[slot.rawValue]?.pointer.deallocate()
+        let pointer = UnsafeMutableRawPointer.allocate(byteCount: max(bytes, 64), alignment: 64)
+        buffers[slot.rawValue] = (pointer, bytes)
+        return pointer
+    }
+
+    /// Which kernel oneDNN picked for a primitive descriptor (e.g. "brgconv:avx512_core").
+    static func implementationName(_ pd: dnnl_primitive_desc_t) -> String {
+        var name: UnsafePointer<CChar>?
+        guard dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &name) == dnnl_success,
+              let name else { return "?" }
+        return String(cString: name)
+    }
+}
+

@@ -50,6 +50,9 @@ public struct BenchmarkResult: Codable, Sendable {
     public var arenasMiB: Double?
     public var pooledMiB: Double?
     public var sharedMiB: Double?
+    /// Exact weight copies in the temporary file, and those kept in memory for want of one (MiB).
+    public var spilledMiB: Double?
+    public var unspilledMiB: Double?
 }
 
 /// One convolution of `bench --profile`, averaged over the timed runs.
@@ -104,6 +107,8 @@ public enum Benchmark {
                 results[results.count - 1].arenasMiB = Double(held.arenas) / mib
                 results[results.count - 1].pooledMiB = Double(held.pooled) / mib
                 results[results.count - 1].sharedMiB = Double(held.shared) / mib
+                results[results.count - 1].spilledMiB = Double(held.spilled) / mib
+                results[results.count - 1].unspilledMiB = Double(held.unspilled) / mib
             }
             return results
         }
@@ -190,6 +195,10 @@ public enum Benchmark {
         if let arenas = r.arenasMiB, let pooled = r.pooledMiB, let shared = r.sharedMiB {
             lines.append(String(format: "held after the runs (every size): activation arenas %.0f MiB, pooled buffers "
                                 + "%.0f MiB, shared convolution buffers %.0f MiB", arenas, pooled, shared))
+        }
+        if let spilled = r.spilledMiB, let unspilled = r.unspilledMiB {
+            lines.append(String(format: "exact weight copies for new layouts (Winograd and bf16 layers): %.0f MiB in a "
+                                + "temporary file, %.0f MiB in memory", spilled, unspilled))
         }
         return lines.joined(separator: "\n")
     }

@@ -24,8 +24,6 @@ import Testing
         }
     }
 
-    /// Direct convolution, NCHW, PyTorch semantics; also returns Σ|w·x| (+|bias|+|residual|) per
-    /// output, the scale the tolerance is relative to.
     /// The largest |y − expected| relative to Σ|w·x| (`naiveConv`'s scale) over the outputs.
     static func worstRelativeError(_ y: Tensor, _ expected: Tensor, _ scale: [Float]) -> Float {
         var worst: Float = 0
@@ -33,6 +31,8 @@ import Testing
         return worst
     }
 
+    /// Direct convolution, NCHW, PyTorch semantics; also returns Σ|w·x| (+|bias|+|residual|) per
+    /// output, the scale the tolerance is relative to.
     static func naiveConv(_ x: Tensor, _ spec: ConvSpec, residual: Tensor?) -> (Tensor, [Float]) {
         let n = x.shape[0], c = x.shape[1], h = x.shape[2], w = x.shape[3]
         let oc = spec.outChannels, kh = spec.kernelHeight, kw = spec.kernelWidth
@@ -231,6 +231,46 @@ import Testing
                 #expect(worst <= 1e-4, "\(spec.geometry) at \(h)×\(w) (\(kernel)): relative error \(worst)")
             }
         }
+    }
+
+    /// A layer whose packed weights cannot give the OIHW values back (Winograd domain, bf16) puts
+    /// them in the temporary file; a later size that needs another layout reads them back, and its
+    /// output is bit for bit that of a backend that never dropped them.
+    @Test(arguments: [Precision.f32, .bf16])
+    func weightsWithoutAnExactCopyComeBackFromTheTemporaryFile(precision: Precision) throws {
+        var noise = Noise(state: 99)
+        let specs = [
+            ConvSpec(weight: noise.tensor([48, 64, 3, 3]), bias: noise.tensor([48]).data, padding: 1, relu: true),
+            ConvSpec(weight: noise.tensor([32, 32, 3, 3]), bias: nil, padding: 2, dilation: 2, relu: false),
+        ]
+        let b = try FastBackend(threads: 2, precision: precision)
+        let convs = try specs.map { try b.makeConv($0) }
+        // bf16 mode without AVX512-BF16 runs f32 (and says so): the Winograd layers still spill.
+        for (spec, conv) in zip(specs, convs) {
+            _ = b.download(try b.conv2d(b.upload(noise.tensor([1, spec.inChannels, 40, 40])), conv))
+        }
+        let held = b.heldBytes
+        let oihwBytes = specs.reduce(0) { $0 + $1.weight.data.count * 4 }
+        #expect(held.spilled == oihwBytes, "spilled \(held.spilled) bytes of \(oihwBytes)")
+        #expect(held.unspilled == 0)
+        for (spec, conv) in zip(specs, convs) {
+            let x = noise.tensor([1, spec.inChannels, 16, 16])  // below the Winograd minimum: the direct kernel
+            let fresh = try FastBackend(threads: 2, precision: precision)
+            let expected = fresh.download(try fresh.conv2d(fresh.upload(x), try fresh.makeConv(spec)))
+            let y = b.download(try b.conv2d(b.upload(x), conv))
+            #expect(y.data.map(\.bitPattern) == expected.data.map(\.bitPattern), "\(spec.geometry) at 16×16")
+        }
+    }
+
+    @Test func weightSpillGivesBackTheBitsItWasGiven() throws {
+        let spill = try #require(WeightSpill())
+        let first: [Float] = [0, -0, 1, .pi, -.infinity, .leastNonzeroMagnitude, Float(bitPattern: 0x7FC0_1234)]
+        let second = (0..<100_000).map { Float($0) * 0.5 - 7 }
+        let a = try #require(spill.write(first)), b = try #require(spill.write(second))
+        #expect(spill.bytes == (first.count + second.count) * 4)
+        #expect(try #require(spill.read(b)) == second)
+        #expect(try #require(spill.read(a)).map(\.bitPattern) == first.map(\.bitPattern))
+        #expect(WeightSpill(directory: "/nonexistent/aerialseg") == nil, "no file where the folder does not exist")
     }
 
     /// Compares a fast op with the reference kernel: max |difference| ≤ tolerance.

@@ -8,14 +8,17 @@ import CDNNL
 public struct DNNLError: Error, CustomStringConvertible, Sendable {
     /// The C function that failed, with the layer it was building when known.
     public let call: String
-    /// oneDNN's `dnnl_status_t` value.
+    /// oneDNN's `dnnl_status_t` value, or `ioStatus`.
     public let status: Int
+    /// Not oneDNN's: reading weights back from their temporary file (`WeightSpill`) failed.
+    static let ioStatus = -1
     public var description: String {
         let name: String
         switch status {
         case 1: name = "out of memory"
         case 2: name = "invalid arguments"
         case 3: name = "unimplemented (no kernel for this shape, layout or CPU)"
+        case Self.ioStatus: name = "input/output error"
         default: name = "status \(status)"
         }
         return "oneDNN: \(call) failed: \(name) (hint: DNNL_VERBOSE=1 shows what oneDNN tried; "
@@ -44,6 +47,11 @@ final class DNNLContext {
     /// A Winograd-capable convolution takes the Winograd kernel from this many output pixels
     /// (n · oh · ow) up, the direct one below (`WinogradPolicy`).
     let winogradMinimumPixels: Int
+    /// Exact weight copies that no packed layout can give back (`WeightSpill`): made on the first
+    /// spill; `.some(nil)` once making it failed (the copies then stay in memory).
+    private var spill: WeightSpill?? = .none
+    /// Bytes of weight copies kept in memory because no temporary file could take them.
+    private(set) var unspilledBytes = 0
     /// Shared buffers by role (see `Slot`), each grown to the largest request.
     private var buffers: [(pointer: UnsafeMutableRawPointer, bytes: Int)?] = Array(repeating: nil, count: 7)
 
@@ -89,6 +97,27 @@ final class DNNLContext {
 
     /// Makes this thread's OpenMP team size `threads` again (the setting is per calling thread).
     func bindThreads() { _ = aerialseg_omp_set_num_threads(Int32(threads)) }
+
+    /// Writes an exact weight copy to the temporary file; nil where it cannot (the caller keeps it).
+    func spill(_ values: [Float]) -> WeightSpill.Extent? {
+        if case .none = spill { spill = .some(WeightSpill()) }
+        guard let file = spill ?? nil, let extent = file.write(values) else {
+            unspilledBytes += values.count * MemoryLayout<Float>.stride
+            return nil
+        }
+        return extent
+    }
+
+    /// A copy written by `spill`, bit for bit.
+    func readSpilled(_ extent: WeightSpill.Extent, _ what: String) throws(DNNLError) -> [Float] {
+        guard let file = spill ?? nil, let values = file.read(extent) else {
+            throw DNNLError(call: "\(what): reading the weights back from their temporary file", status: DNNLError.ioStatus)
+        }
+        return values
+    }
+
+    /// Bytes of weight copies in the temporary file.
+    var spilledBytes: Int { (spill ?? nil)?.bytes ?? 0 }
 
     /// Bytes of the shared buffers as grown so far.
     var sharedBytes: Int { buffers.reduce(0) { $0 + ($1?.bytes ?? 0) } }

@@ -37,10 +37,13 @@ final class DNNLConvolution {
     /// ReLU after the bias (and after the accumulated residual).
     let relu: Bool
     private let context: DNNLContext
-    /// Our OIHW copy, while it is the only exact source of a new layout: once an f32 blocked copy
+    /// Our OIHW copy, while it is the only exact source of a new layout. Once an f32 blocked copy
     /// exists (a permutation of it, recoverable bit for bit) it goes; Winograd-domain and bf16
-    /// copies are not invertible, so a layer with only those keeps it.
+    /// copies are not invertible, so once one exists it goes to the context's temporary file
+    /// (`spilled`). A dilated layer with a sub-grid convolution takes it from that one.
     private var weights: [Float]?
+    /// Where the OIHW copy is in the context's `WeightSpill`, once written there.
+    private var spilled: WeightSpill.Extent?
     private let bias: [Float]?
     private var plans: [PlanKey: Plan] = [:]
     /// Reordered weight copies by layout, shared by plans that want the same one.
@@ -175,7 +178,7 @@ final class DNNLConvolution {
             self.weights = nil
         } else {
             parts = []
-            self.weights = weight
+            self.weights = subgrid == nil ? weight : nil
         }
     }
 
@@ -540,7 +543,11 @@ final class DNNLConvolution {
             try reorder(from: source, desc: user, to: target, desc: wanted, what)
         }
         packedWeights.append((wanted, target))
-        if Self.isExactCopy(wanted) { weights = nil }
+        if Self.isExactCopy(wanted) {
+            weights = nil
+        } else if let copy = weights, let extent = context.spill(copy) {
+            (weights, spilled) = (nil, extent)
+        }
         return target
     }
 
@@ -549,11 +556,14 @@ final class DNNLConvolution {
         desc.format_kind == dnnl_blocked && desc.data_type == dnnl_f32
     }
 
-    /// The OIHW weights: our copy, or recovered exactly from an f32 blocked copy.
+    /// The OIHW weights: our copy, recovered exactly from an f32 blocked copy, the sub-grid
+    /// convolution's (the same weights), or read back from the temporary file.
     private func oihw(_ what: String) throws(DNNLError) -> [Float] {
         if let weights { return weights }
         guard let exact = packedWeights.first(where: { Self.isExactCopy($0.desc) }) else {
-            preconditionFailure("\(what): the OIHW weights went without an exact copy")
+            if let subgrid { return try subgrid.oihw(what) }
+            guard let spilled else { preconditionFailure("\(what): the OIHW weights went without an exact copy") }
+            return try context.readSpilled(spilled, what)
         }
         let g = geometry
         var values = [Float](repeating: 0, count: g.outChannels * (g.inChannels / g.groups) * g.kernelHeight

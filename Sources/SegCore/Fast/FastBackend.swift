@@ -46,13 +46,17 @@ public struct FastBackend: Backend {
     /// Threads used per op.
     public var threads: Int { engine.threads }
 
-    /// What the backend holds besides the layers' weights, in bytes (for `bench --profile`): its
-    /// idle activation arenas, idle pooled buffers, and the convolutions' shared buffers
-    /// (scratchpad, blocked, sub-grid and bf16 copies), each grown to its largest request.
-    public var heldBytes: (arenas: Int, pooled: Int, shared: Int) {
+    /// What the backend holds besides the layers' packed weights, in bytes (for `bench --profile`):
+    /// its idle activation arenas, idle pooled buffers, the convolutions' shared buffers
+    /// (scratchpad, blocked, sub-grid and bf16 copies), each grown to its largest request, and the
+    /// exact weight copies of layers whose packed weights cannot give them back: in the temporary
+    /// file (`spilled`, not in memory) or, where no file could take them, in memory (`unspilled`).
+    public var heldBytes: (arenas: Int, pooled: Int, shared: Int, spilled: Int, unspilled: Int) {
         engine.lock.lock()
         defer { engine.lock.unlock() }
-        return (engine.arenas.idleBytes, engine.pool.idleBytesHeld, engine.context.sharedBytes)
+        let context = engine.context
+        return (engine.arenas.idleBytes, engine.pool.idleBytesHeld, context.sharedBytes, context.spilledBytes,
+                context.unspilledBytes)
     }
 
     public func makeConv(_ spec: ConvSpec) throws -> FastConv {

@@ -262,6 +262,32 @@ import Testing
         }
     }
 
+    /// A layer keeps the primitives of its 4 most recently used input sizes: a fifth evicts the
+    /// least recently used, and weight layouts only evicted primitives read go with them; a size
+    /// asked for again is rebuilt (its weights from the temporary file) and gives the same bits.
+    @Test func aLayerKeepsThePrimitivesOfItsLatestSizes() throws {
+        let b = try FastBackend(threads: 2)
+        var noise = Noise(state: 5)
+        let spec = ConvSpec(weight: noise.tensor([32, 32, 3, 3]), bias: noise.tensor([32]).data, padding: 1, relu: true)
+        let conv = try b.makeConv(spec)
+        guard case .onednn(let dnnl) = conv.kernel else { Issue.record("not a oneDNN convolution"); return }
+        let winograd = [(40, 40), (48, 36), (64, 64), (36, 44)], direct = [(16, 16), (20, 24), (12, 12), (8, 10)]
+        var inputs: [Tensor] = [], outputs: [[UInt32]] = []
+        for (i, (h, w)) in (winograd + direct).enumerated() {
+            let x = noise.tensor([1, 32, h, w])
+            inputs.append(x)
+            outputs.append(b.download(try b.conv2d(b.upload(x), conv)).data.map(\.bitPattern))
+            #expect(dnnl.held.plans == min(i + 1, 4), "after \(i + 1) sizes")
+            if i == winograd.count - 1 { #expect(dnnl.held.inexactLayouts >= 1, "Winograd layouts held") }
+        }
+        #expect(dnnl.held.inexactLayouts == 0, "the Winograd layouts went with the last Winograd primitive")
+        for i in [0, 4, 2] {  // evicted, held, evicted
+            let again = b.download(try b.conv2d(b.upload(inputs[i]), conv)).data.map(\.bitPattern)
+            #expect(again == outputs[i], "size \((winograd + direct)[i]) rebuilt")
+        }
+        #expect(dnnl.held.plans == 4)
+    }
+
     @Test func weightSpillGivesBackTheBitsItWasGiven() throws {
         let spill = try #require(WeightSpill())
         let first: [Float] = [0, -0, 1, .pi, -.infinity, .leastNonzeroMagnitude, Float(bitPattern: 0x7FC0_1234)]

@@ -47,6 +47,10 @@ final class DNNLContext {
     /// A Winograd-capable convolution takes the Winograd kernel from this many output pixels
     /// (n · oh · ow) up, the direct one below (`WinogradPolicy`).
     let winogradMinimumPixels: Int
+    /// Primitives (with their weight layouts) a layer keeps, for its most recently used input sizes.
+    let shapesPerLayer: Int
+    /// Counts plan lookups: a layer's least recently used primitive is the one with the lowest.
+    private var clock = 0
     /// Exact weight copies that no packed layout can give back (`WeightSpill`): made on the first
     /// spill; `.some(nil)` once making it failed (the copies then stay in memory).
     private var spill: WeightSpill?? = .none
@@ -71,8 +75,10 @@ final class DNNLContext {
 
     /// Creates the engine; sets libgomp's thread count (which oneDNN reads when it creates a
     /// primitive, so before any layer is built).
-    init(threads: Int = 2, bf16: Bool = false, winogradMinimumPixels: Int = 0) throws(DNNLError) {
+    init(threads: Int = 2, bf16: Bool = false, winogradMinimumPixels: Int = 0, shapesPerLayer: Int = 4)
+        throws(DNNLError) {
         self.threads = max(1, threads)
+        self.shapesPerLayer = max(1, shapesPerLayer)
         self.bf16 = bf16
         self.winogradMinimumPixels = winogradMinimumPixels
         _ = aerialseg_omp_set_num_threads(Int32(self.threads))
@@ -93,6 +99,12 @@ final class DNNLContext {
         dnnl_stream_destroy(stream)
         dnnl_engine_destroy(engine)
         for buffer in buffers { buffer?.pointer.deallocate() }
+    }
+
+    /// The next tick of the plan clock.
+    func tick() -> Int {
+        clock += 1
+        return clock
     }
 
     /// Makes this thread's OpenMP team size `threads` again (the setting is per calling thread).

@@ -10,6 +10,8 @@ import CDNNL
 /// bias `(C_out)` or nil. A primitive is created on the first call for each input size (N, H, W)
 /// and reused; its weights are reordered once into the layout that primitive wants (format
 /// `any`: oneDNN 2.6 picks its `brgconv` kernel and a blocked weight layout on AVX-512).
+/// A layer keeps the primitives of the context's `shapesPerLayer` most recently used input
+/// sizes: an older one goes, with any weight layout no kept primitive reads.
 /// Activations stay NHWC (`nhwc` tag) so consecutive layers need no reorder.
 ///
 /// With `winograd`, a 3×3 stride-1 undilated convolution uses oneDNN's Winograd F(4×4, 3×3) kernel
@@ -72,7 +74,11 @@ final class DNNLConvolution {
         let scratch: dnnl_memory_t
         let scratchBytes: Int
         var args: [dnnl_exec_arg_t]
+        /// The packed weights it reads (one of `packedWeights`).
+        let weights: dnnl_memory_t
         let kernelName: String
+        /// The context's clock when it was last asked for (`shapesPerLayer` keeps the latest).
+        var lastUse = 0
         /// Set when the kernel wants a blocked layout: the reorders from and to our NHWC buffers.
         var edges: BlockedEdges?
         /// Set for a bf16 kernel: our f32 NHWC input, its reorder into the bf16 copy (`src`), and
@@ -80,7 +86,8 @@ final class DNNLConvolution {
         var bf16Input: (user: dnnl_memory_t, reorder: dnnl_primitive_t, bytes: Int)?
 
         init(pd: dnnl_primitive_desc_t, primitive: dnnl_primitive_t, src: dnnl_memory_t, dst: dnnl_memory_t,
-             scratch: dnnl_memory_t, scratchBytes: Int, args: [dnnl_exec_arg_t]) {
+             scratch: dnnl_memory_t, scratchBytes: Int, args: [dnnl_exec_arg_t], weights: dnnl_memory_t) {
+            self.weights = weights
             self.pd = pd
             self.primitive = primitive
             self.src = src
@@ -355,10 +362,42 @@ final class DNNLConvolution {
     }
 
     private func plan(_ key: PlanKey) throws(DNNLError) -> Plan {
-        if let plan = plans[key] { return plan }
+        if let plan = plans[key] {
+            plan.lastUse = context.tick()
+            return plan
+        }
         let plan = try makePlan(key)
+        plan.lastUse = context.tick()
         plans[key] = plan
+        while plans.count > context.shapesPerLayer, let oldest = plans.min(by: { $0.value.lastUse < $1.value.lastUse }) {
+            try evict(oldest.key)
+        }
         return plan
+    }
+
+    /// Drops the primitive for `key` and every weight layout no remaining primitive reads. The
+    /// last exact copy of the weights goes only once the OIHW values are kept another way
+    /// (the temporary file, else memory).
+    private func evict(_ key: PlanKey) throws(DNNLError) {
+        plans[key] = nil
+        let used = plans.values.map(\.weights)
+        let unused = packedWeights.indices.filter { index in !used.contains { $0 == packedWeights[index].memory } }
+        guard !unused.isEmpty else { return }
+        let exact = packedWeights.indices.filter { Self.isExactCopy(packedWeights[$0].desc) }
+        if weights == nil, spilled == nil, subgrid == nil, !exact.isEmpty, exact.allSatisfy(unused.contains) {
+            let values = try oihw("\(geometry)")
+            if let extent = context.spill(values) { spilled = extent } else { weights = values }
+        }
+        for index in unused.reversed() {
+            dnnl_memory_destroy(packedWeights[index].memory)
+            packedWeights.remove(at: index)
+        }
+    }
+
+    /// Input sizes with a primitive held, weight layouts held, and how many of those are not an
+    /// exact copy (Winograd domain, bf16): for tests.
+    var held: (plans: Int, layouts: Int, inexactLayouts: Int) {
+        (plans.count, packedWeights.count, packedWeights.filter { !Self.isExactCopy($0.desc) }.count)
     }
 
     private func makePlan(_ key: PlanKey) throws(DNNLError) -> Plan {
@@ -523,7 +562,7 @@ final class DNNLConvolution {
         if let bias { args.append(dnnl_exec_arg_t(arg: DNNL_ARG_BIAS, memory: try biasMemory(bias, bia, what))) }
         keepPD = true
         return Plan(pd: pd, primitive: primitive, src: srcMemory, dst: dstMemory, scratch: scratchMemory,
-                    scratchBytes: scratchBytes, args: args)
+                    scratchBytes: scratchBytes, args: args, weights: weightMemory)
     }
 
     /// Weights in `wanted` layout: reordered from our OIHW copy the first time a layout is asked for.

@@ -22,6 +22,11 @@ static inline int aerialseg_omp_set_num_threads(int n) {
     return 0;
 }
 
+/// Fixes glibc's mmap threshold (`M_MMAP_THRESHOLD`) at `bytes`, which also stops glibc from
+/// raising it each time a large mmapped block is freed. Returns 1 on success.
+#include <malloc.h>
+static inline int aerialseg_fix_mmap_threshold(int bytes) { return mallopt(M_MMAP_THRESHOLD, bytes); }
+
 /// The OpenMP maximum thread count, or 1 when libgomp is not loaded.
 static inline int aerialseg_omp_get_max_threads(void) {
     int (*fn)(void) = (int (*)(void))dlsym(RTLD_DEFAULT, "omp_get_max_threads");

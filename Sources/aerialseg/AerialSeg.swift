@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Pipeline
+import SegCore
 
 @main
 struct AerialSeg: AsyncParsableCommand {
@@ -15,6 +16,7 @@ struct AerialSeg: AsyncParsableCommand {
     /// `aerialseg: error: <what> (<hint>)` and exit 2 (not its several lines and exit 64).
     /// `--help` and `--version` print as usual; errors a command reports itself keep their code.
     static func main() async {
+        ProcessMemory.returnLargeBlocksWhenFreed()
         do {
             var command = try parseAsRoot()
             if var command = command as? AsyncParsableCommand {

@@ -288,6 +288,26 @@ import Testing
         #expect(dnnl.held.plans == 4)
     }
 
+    /// A dilated layer whose sub-grid kernel reads and writes nChw16c gathers the sub-grids straight
+    /// into that layout and scatters them back (no NHWC batch, no reorders), at sizes that leave
+    /// short sub-grids, and matches the naive convolution.
+    @Test func subgridsAreGatheredStraightIntoTheBlockedLayout() throws {
+        let b = try FastBackend(threads: 2, winograd: .always)
+        var noise = Noise(state: 17)
+        for (c, oc, d, h, w) in [(32, 48, 2, 37, 30), (16, 32, 4, 13, 10), (64, 16, 3, 20, 23)] {
+            let spec = ConvSpec(weight: noise.tensor([oc, c, 3, 3]), bias: noise.tensor([oc]).data, padding: d,
+                                dilation: d, relu: true)
+            let conv = try b.makeConv(spec)
+            let kernel = try conv.implementation(n: 1, h: h, w: w)
+            #expect(kernel.contains("sub-grids, gathered blocked"), "\(spec.geometry) at \(h)×\(w): \(kernel)")
+            let x = noise.tensor([1, c, h, w])
+            let y = b.download(try b.conv2d(b.upload(x), conv))
+            let (expected, scale) = Self.naiveConv(x, spec, residual: nil)
+            let worst = Self.worstRelativeError(y, expected, scale)
+            #expect(worst <= 1e-5, "\(spec.geometry) at \(h)×\(w): relative error \(worst)")
+        }
+    }
+
     @Test func weightSpillGivesBackTheBitsItWasGiven() throws {
         let spill = try #require(WeightSpill())
         let first: [Float] = [0, -0, 1, .pi, -.infinity, .leastNonzeroMagnitude, Float(bitPattern: 0x7FC0_1234)]

@@ -200,8 +200,10 @@ final class DNNLConvolution {
     func kernelName(n: Int, h: Int, w: Int) throws(DNNLError) -> String {
         if let subgrid, winogradRuns(n: n, h: h, w: w) {
             let d = geometry.dilation
-            let name = try subgrid.kernelName(n: n * d * d, h: (h + d - 1) / d, w: (w + d - 1) / d)
-            return "\(name) on \(d * d) sub-grids"
+            let (nb, hs, ws) = (n * d * d, (h + d - 1) / d, (w + d - 1) / d)
+            let name = try subgrid.kernelName(n: nb, h: hs, w: ws)
+            let gathered = try subgrid.nChw16cBuffers(n: nb, h: hs, w: ws) != nil ? ", gathered blocked" : ""
+            return "\(name) on \(d * d) sub-grids\(gathered)"
         }
         if let first = parts.first {
             return try first.kernelName(n: n, h: h, w: w) + " in \(parts.count) parts of \(Self.partChannels) channels"
@@ -228,6 +230,14 @@ final class DNNLConvolution {
              accumulate: Bool = false) throws(DNNLError) {
         if let subgrid, !accumulate, winogradRuns(n: n, h: h, w: w) {
             let d = geometry.dilation, hs = (h + d - 1) / d, ws = (w + d - 1) / d
+            if let blocked = try subgrid.nChw16cBuffers(n: n * d * d, h: hs, w: ws) {
+                spaceToBatchBlocked16(x, n: n, h: h, w: w, c: geometry.inChannels, d: d, into: blocked.source,
+                                      threads: context.threads)
+                try subgrid.runBlocked(n: n * d * d, h: hs, w: ws, blocked)
+                batchToSpaceBlocked16(blocked.destination, n: n, h: h, w: w, c: geometry.outChannels, d: d, into: y,
+                                      threads: context.threads)
+                return
+            }
             let floats = MemoryLayout<Float>.stride
             let source = context.buffer(.subgridSource, bytes: n * d * d * hs * ws * geometry.inChannels * floats)
                 .assumingMemoryBound(to: Float.self)
@@ -242,6 +252,45 @@ final class DNNLConvolution {
             return try runParts([(x, geometry.inChannels)], n: n, h: h, w: w, into: y, accumulate: accumulate)
         }
         try runOne(x, sourceChannels: geometry.inChannels, n: n, h: h, w: w, into: y, accumulate: accumulate)
+    }
+
+    /// Where the kernel for input (n, h, w) reads and writes, when both are nChw16c (the layouts
+    /// `spaceToBatchBlocked16` writes and `batchToSpaceBlocked16` reads): the context's shared
+    /// blocked buffers. Nil for a kernel on NHWC, another blocked layout, or in parts.
+    private func nChw16cBuffers(n: Int, h: Int, w: Int) throws(DNNLError)
+        -> (source: UnsafeMutablePointer<Float>, destination: UnsafeMutablePointer<Float>)? {
+        let g = geometry
+        guard parts.isEmpty, g.inChannels % 16 == 0, g.outChannels % 16 == 0 else { return nil }
+        let plan = try plan(key(n, h, w))
+        let what = "\(g) at \(n)x\(h)x\(w)"
+        let (oh, ow) = g.outputSize(height: h, width: w)
+        guard let edges = plan.edges,
+              var src = dnnl_primitive_desc_query_md(plan.pd, dnnl_query_src_md, 0)?.pointee,
+              var dst = dnnl_primitive_desc_query_md(plan.pd, dnnl_query_dst_md, 0)?.pointee
+        else { return nil }
+        var wantedSrc = try memoryDesc([n, g.inChannels, h, w], dnnl_nChw16c, what)
+        var wantedDst = try memoryDesc([n, g.outChannels, oh, ow], dnnl_nChw16c, what)
+        guard dnnl_memory_desc_equal(&src, &wantedSrc) != 0, dnnl_memory_desc_equal(&dst, &wantedDst) != 0 else {
+            return nil
+        }
+        return (context.buffer(.blockedSource, bytes: edges.srcBytes).assumingMemoryBound(to: Float.self),
+                context.buffer(.blockedDestination, bytes: edges.dstBytes).assumingMemoryBound(to: Float.self))
+    }
+
+    /// Runs only the kernel for input (n, h, w) on `nChw16cBuffers`' buffers, the source filled.
+    private func runBlocked(n: Int, h: Int, w: Int,
+                            _ buffers: (source: UnsafeMutablePointer<Float>, destination: UnsafeMutablePointer<Float>))
+        throws(DNNLError) {
+        let plan = try plan(key(n, h, w))
+        context.bindThreads()
+        if plan.scratchBytes > 0 {
+            try dnnlCheck(dnnl_memory_set_data_handle(plan.scratch, context.buffer(.scratchpad, bytes: plan.scratchBytes)),
+                          "set scratchpad")
+        }
+        try dnnlCheck(dnnl_memory_set_data_handle(plan.src, buffers.source), "set blocked src")
+        try dnnlCheck(dnnl_memory_set_data_handle(plan.dst, buffers.destination), "set blocked dst")
+        try execute(plan.primitive, &plan.args, "\(geometry), input \(n)x\(h)x\(w)")
+        try dnnlCheck(dnnl_stream_wait(context.stream), "dnnl_stream_wait")
     }
 
     /// Whether `run(concatenating:)` can read inputs of these channel counts in place: this
@@ -452,7 +501,9 @@ final class DNNLConvolution {
         if let subgrid, winogradRuns(n: n, h: h, w: w) {
             let d = geometry.dilation, hs = (h + d - 1) / d, ws = (w + d - 1) / d
             let inner = try subgrid.memoryUse(n: n * d * d, h: hs, w: ws)
-            let batches = n * d * d * hs * ws * (geometry.inChannels + geometry.outChannels) * MemoryLayout<Float>.stride
+            let gathered = try subgrid.nChw16cBuffers(n: n * d * d, h: hs, w: ws) != nil
+            let batches = gathered ? 0
+                : n * d * d * hs * ws * (geometry.inChannels + geometry.outChannels) * MemoryLayout<Float>.stride
             return (inner.weights + packedBytes, inner.scratch + batches)
         }
         if !parts.isEmpty {  // the parts share the engine's buffers: the largest part's scratch

@@ -47,3 +47,60 @@ func batchToSpace(_ y: UnsafePointer<Float>, n: Int, h: Int, w: Int, c: Int, d: 
         }
     }
 }
+
+// The same two maps with the sub-grid batch in oneDNN's nChw16c layout (channel blocks of 16,
+// `((image · C/16 + block) · hs + ys) · ws + xs`, then the 16 channels), which is what its Winograd
+// kernel reads and writes: the sub-grids are gathered straight into the kernel's source and
+// scattered from its destination, with no NHWC batch and no reorders between. C is a multiple of 16.
+
+/// x (N, H, W, C) NHWC → the sub-grid batch (N·d², C, ceil(H/d), ceil(W/d)) in nChw16c.
+func spaceToBatchBlocked16(_ x: UnsafePointer<Float>, n: Int, h: Int, w: Int, c: Int, d: Int,
+                           into y: UnsafeMutablePointer<Float>, threads: Int) {
+    precondition(c % 16 == 0, "nChw16c needs channels in blocks of 16")
+    let hs = (h + d - 1) / d, ws = (w + d - 1) / d, blocks = c / 16
+    parallelRun(threads: threads) { index, count in
+        for row in chunk(n * d * d * hs, index, count) {
+            let image = row / hs, ys = row % hs
+            let b = image / (d * d), r = (image / d) % d, s = image % d
+            let iy = ys * d + r
+            for block in 0..<blocks {
+                let out = y + ((image * blocks + block) * hs + ys) * ws * 16
+                guard iy < h else {
+                    out.update(repeating: 0, count: ws * 16)
+                    continue
+                }
+                let source = x + (b * h + iy) * w * c + block * 16
+                for xs in 0..<ws {
+                    let ix = xs * d + s
+                    if ix < w {
+                        (out + xs * 16).update(from: source + ix * c, count: 16)
+                    } else {
+                        (out + xs * 16).update(repeating: 0, count: 16)
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The inverse of `spaceToBatchBlocked16` for an output of H×W: the nChw16c sub-grid batch → x (N, H, W, C) NHWC.
+func batchToSpaceBlocked16(_ y: UnsafePointer<Float>, n: Int, h: Int, w: Int, c: Int, d: Int,
+                           into x: UnsafeMutablePointer<Float>, threads: Int) {
+    precondition(c % 16 == 0, "nChw16c needs channels in blocks of 16")
+    let hs = (h + d - 1) / d, ws = (w + d - 1) / d, blocks = c / 16
+    parallelRun(threads: threads) { index, count in
+        for row in chunk(n * h, index, count) {
+            let b = row / h, iy = row % h
+            let r = iy % d, ys = iy / d
+            let out = x + row * w * c
+            for block in 0..<blocks {
+                for ix in 0..<w {
+                    let s = ix % d, xs = ix / d
+                    let image = (b * d + r) * d + s
+                    (out + ix * c + block * 16).update(from: y + (((image * blocks + block) * hs + ys) * ws + xs) * 16,
+                                                       count: 16)
+                }
+            }
+        }
+    }
+}

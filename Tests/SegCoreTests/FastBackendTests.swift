@@ -308,6 +308,49 @@ import Testing
         }
     }
 
+    /// The arena's layout: buffers live at the same time never share a byte, offsets are 64-byte
+    /// aligned, and where placing the largest first wastes bytes, placing by bytes × lifetime
+    /// reaches the live peak (the smallest block possible).
+    @Test func arenaLayoutNeverSharesLiveBytesAndReachesThePeakWhereLargestFirstDoesNot() {
+        typealias Buffer = ArenaRecorder.Buffer
+        func peak(_ buffers: [Buffer]) -> Int {
+            let end = (buffers.map { max($0.start, $0.end ?? 0) }.max() ?? 0) + 1
+            return (0...end).map { t in
+                buffers.filter { $0.start <= t && t < ($0.end ?? end) }.reduce(0) { $0 + $1.bytes }
+            }.max() ?? 0
+        }
+        func check(_ buffers: [Buffer], _ what: String) -> Int {
+            let (offsets, bytes) = ActivationArena.layout(buffers)
+            let end = (buffers.map { max($0.start, $0.end ?? 0) }.max() ?? 0) + 1
+            for i in buffers.indices {
+                #expect(offsets[i] % 64 == 0 && offsets[i] + buffers[i].bytes <= bytes, "\(what): buffer \(i)")
+                for j in buffers.indices where j > i {
+                    let (a, b) = (buffers[i], buffers[j])
+                    guard (a.start..<(a.end ?? end)).overlaps(b.start..<(b.end ?? end)) else { continue }
+                    let bytesOverlap = (offsets[i]..<(offsets[i] + a.bytes)).overlaps(offsets[j]..<(offsets[j] + b.bytes))
+                    #expect(!bytesOverlap, "\(what): buffers \(i) and \(j) are live together and share bytes")
+                }
+            }
+            #expect(bytes >= peak(buffers), "\(what)")
+            return bytes
+        }
+        // Largest first puts the two 4-unit buffers at 0 and the 1-unit one above them: 7 units.
+        let unit = 65536
+        let tricky = [Buffer(bytes: unit, start: 1, end: 6), Buffer(bytes: 4 * unit, start: 2, end: 3),
+                      Buffer(bytes: 4 * unit, start: 6, end: 8), Buffer(bytes: 2 * unit, start: 5, end: 7)]
+        #expect(check(tricky, "tricky") == 6 * unit)
+        var noise = Noise(state: 3)
+        for trial in 0..<20 {
+            let buffers = (0..<30).map { k -> Buffer in
+                let start = 2 * k, length = 1 + Int((noise.next() + 1) * 20)
+                let held = noise.next() > 0.9
+                return Buffer(bytes: 64 * (1 + Int((noise.next() + 1) * 1000)), start: start,
+                              end: held ? nil : start + length)
+            }
+            _ = check(buffers, "random \(trial)")
+        }
+    }
+
     @Test func weightSpillGivesBackTheBitsItWasGiven() throws {
         let spill = try #require(WeightSpill())
         let first: [Float] = [0, -0, 1, .pi, -.infinity, .leastNonzeroMagnitude, Float(bitPattern: 0x7FC0_1234)]

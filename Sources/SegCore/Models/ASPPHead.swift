@@ -85,6 +85,9 @@ struct ASPPHead<B: Backend>: DecodeHead {
             }
         }
         var y = try b.conv2d(concatenating: outs, bottleneck)
+        // The branches' outputs go now, not when the function returns: DeepLabV3+'s decoder works
+        // at 4× their size and would hold them through its peak (10 MiB of a 56 MiB pass at 512²).
+        outs.removeAll()
         if let lowLevel {
             if let c1Bottleneck = lowLevel.c1Bottleneck {
                 let c1 = try b.conv2d(features[0], c1Bottleneck)

@@ -212,10 +212,11 @@ final class DNNLConvolution {
     }
 
     /// Whether the Winograd path (plain, on sub-grids or in parts) runs for input size (n, h, w):
-    /// the output has at least the context's minimum of pixels.
+    /// the output has at least the context's minimum of pixels, and the layer at least its minimum
+    /// of input channels (in bf16 mode: the direct bf16 kernel wins below).
     private func winogradRuns(n: Int, h: Int, w: Int) -> Bool {
         let (oh, ow) = geometry.outputSize(height: h, width: w)
-        return n * oh * ow >= context.winogradMinimumPixels
+        return n * oh * ow >= context.winogradMinimumPixels && geometry.inChannels >= context.winogradMinimumInputChannels
     }
 
     /// The plan key of a plain call: dense input, accumulating only for a later part.
@@ -633,12 +634,17 @@ final class DNNLConvolution {
             try reorder(from: source, desc: user, to: target, desc: wanted, what)
         }
         packedWeights.append((wanted, target))
-        if Self.isExactCopy(wanted) {
-            weights = nil
-        } else if let copy = weights, let extent = context.spill(copy) {
-            (weights, spilled) = (nil, extent)
-        }
+        if Self.isExactCopy(wanted) { weights = nil } else { spillWeights() }
+        // A dilated layer with a layout of its own: its sub-grid convolution need not keep the
+        // OIHW copy in memory for it.
+        subgrid?.spillWeights()
         return target
+    }
+
+    /// Puts the OIHW copy, where still held here, in the context's temporary file.
+    private func spillWeights() {
+        guard let copy = weights, let extent = context.spill(copy) else { return }
+        (weights, spilled) = (nil, extent)
     }
 
     /// Whether a packed layout holds the OIHW values bit for bit, in another order (f32, blocked).

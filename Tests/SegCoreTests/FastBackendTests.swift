@@ -351,26 +351,6 @@ import Testing
         }
     }
 
-    /// In bf16 mode a Winograd-capable layer under 128 input channels takes the direct bf16
-    /// kernel, one from 128 up f32 Winograd; both agree with the naive convolution to bf16's
-    /// rounding of inputs and weights (2⁻⁸ relative each, so 1e-2 of Σ|w·x| is loose).
-    @Test(.enabled(if: FastBackend.cpuHasBF16, "the CPU has no AVX512-BF16"))
-    func bf16ModeTakesWinogradOnlyFromEnoughInputChannels() throws {
-        let b = try FastBackend(threads: 2, precision: .bf16)
-        var noise = Noise(state: 23)
-        for (c, winograd) in [(64, false), (128, true)] {
-            let spec = ConvSpec(weight: noise.tensor([32, c, 3, 3]), bias: noise.tensor([32]).data, padding: 1, relu: false)
-            let conv = try b.makeConv(spec)
-            let kernel = conv.profileDescription(n: 1, h: 40, w: 40)
-            #expect(kernel.contains("Winograd") == winograd && kernel.contains("bf16") == !winograd,
-                    "\(spec.geometry): \(kernel)")
-            let x = noise.tensor([1, c, 40, 40])
-            let (expected, scale) = Self.naiveConv(x, spec, residual: nil)
-            let worst = Self.worstRelativeError(b.download(try b.conv2d(b.upload(x), conv)), expected, scale)
-            #expect(worst <= 1e-2, "\(spec.geometry): relative error \(worst)")
-        }
-    }
-
     @Test func weightSpillGivesBackTheBitsItWasGiven() throws {
         let spill = try #require(WeightSpill())
         let first: [Float] = [0, -0, 1, .pi, -.infinity, .leastNonzeroMagnitude, Float(bitPattern: 0x7FC0_1234)]

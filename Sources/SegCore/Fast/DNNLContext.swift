@@ -47,14 +47,6 @@ final class DNNLContext {
     /// A Winograd-capable convolution takes the Winograd kernel from this many output pixels
     /// (n · oh · ow) up, the direct one below (`WinogradPolicy`).
     let winogradMinimumPixels: Int
-    /// A Winograd-capable convolution takes the Winograd kernel only from this many input channels:
-    /// 0 in f32; in bf16 mode `bf16WinogradMinimumInputChannels`.
-    let winogradMinimumInputChannels: Int
-    /// In bf16 mode, layers with fewer input channels run the direct bf16 kernel instead of f32
-    /// Winograd: on DeepLabV3+ R-18-D8's six 32–64-channel 3×3 layers at 128²–256², 31.3 → 25.8 ms
-    /// (`bench --precision bf16 --profile --runs 10`, two interleaved rounds); from 128 channels
-    /// f32 Winograd is as fast or faster (the 512-channel layers: 32 against 48 ms).
-    static let bf16WinogradMinimumInputChannels = 128
     /// Primitives (with their weight layouts) a layer keeps, for its most recently used input sizes.
     let shapesPerLayer: Int
     /// Counts plan lookups: a layer's least recently used primitive is the one with the lowest.
@@ -89,7 +81,6 @@ final class DNNLContext {
         self.shapesPerLayer = max(1, shapesPerLayer)
         self.bf16 = bf16
         self.winogradMinimumPixels = winogradMinimumPixels
-        winogradMinimumInputChannels = bf16 ? Self.bf16WinogradMinimumInputChannels : 0
         _ = aerialseg_omp_set_num_threads(Int32(self.threads))
         var engine: dnnl_engine_t?
         try dnnlCheck(dnnl_engine_create(&engine, dnnl_cpu, 0), "dnnl_engine_create")

@@ -212,11 +212,10 @@ final class DNNLConvolution {
     }
 
     /// Whether the Winograd path (plain, on sub-grids or in parts) runs for input size (n, h, w):
-    /// the output has at least the context's minimum of pixels, and the layer at least its minimum
-    /// of input channels (in bf16 mode: the direct bf16 kernel wins below).
+    /// the output has at least the context's minimum of pixels.
     private func winogradRuns(n: Int, h: Int, w: Int) -> Bool {
         let (oh, ow) = geometry.outputSize(height: h, width: w)
-        return n * oh * ow >= context.winogradMinimumPixels && geometry.inChannels >= context.winogradMinimumInputChannels
+        return n * oh * ow >= context.winogradMinimumPixels
     }
 
     /// The plan key of a plain call: dense input, accumulating only for a later part.

@@ -20,7 +20,9 @@ import CDNNL
 /// kernel only for the blocked nChw16c layout, so the plan reorders NHWC → nChw16c → NHWC around
 /// it, through shared buffers. Shapes it does not support fall back to the direct NHWC kernel.
 /// A dilated 3×3 stride-1 convolution with padding = dilation d runs as an undilated Winograd
-/// convolution over the d² sub-grids of its input (`Subgrid.swift`), unless it accumulates.
+/// convolution over the d² sub-grids of its input (`Subgrid.swift`), unless it accumulates; where
+/// that kernel reads and writes nChw16c, the sub-grids are gathered straight into its source and
+/// scattered from its destination (no NHWC batch, no reorders).
 /// Either runs only where the output has at least the context's `winogradMinimumPixels`
 /// (`WinogradPolicy`); a smaller input of the same layer takes the direct kernel.
 ///

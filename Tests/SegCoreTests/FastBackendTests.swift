@@ -218,6 +218,10 @@ import Testing
             ConvSpec(weight: noise.tensor([32, 32, 3, 3]), bias: noise.tensor([32]).data, padding: 2, dilation: 2,
                      relu: true),
             ConvSpec(weight: noise.tensor([16, 1024, 3, 3]), bias: noise.tensor([16]).data, padding: 1, relu: false),
+            // Dilated and wide: the sub-grid convolution runs in parts, which hold only their slices,
+            // so the direct kernel at small sizes needs the layer's own OIHW copy.
+            ConvSpec(weight: noise.tensor([16, 1024, 3, 3]), bias: noise.tensor([16]).data, padding: 2, dilation: 2,
+                     relu: false),
         ]
         for spec in specs {
             let conv = try b.makeConv(spec)

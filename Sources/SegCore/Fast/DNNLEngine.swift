@@ -48,6 +48,8 @@ final class DNNLConvolution {
     private var weights: [Float]?
     /// Where the OIHW copy is in the context's `WeightSpill`, once written there.
     private var spilled: WeightSpill.Extent?
+    /// Set once the temporary file could not take the OIHW copy (it then stays in `weights`).
+    private var spillFailed = false
     private let bias: [Float]?
     private var plans: [PlanKey: Plan] = [:]
     /// Reordered weight copies by layout, shared by plans that want the same one.
@@ -187,7 +189,9 @@ final class DNNLConvolution {
             self.weights = nil
         } else {
             parts = []
-            self.weights = subgrid == nil ? weight : nil
+            // The sub-grid convolution's OIHW copy serves this layer too, unless it runs in parts
+            // (which hold only their slices).
+            self.weights = subgrid?.parts.isEmpty == true ? nil : weight
         }
     }
 
@@ -435,9 +439,9 @@ final class DNNLConvolution {
         let unused = packedWeights.indices.filter { index in !used.contains { $0 == packedWeights[index].memory } }
         guard !unused.isEmpty else { return }
         let exact = packedWeights.indices.filter { Self.isExactCopy(packedWeights[$0].desc) }
-        if weights == nil, spilled == nil, subgrid == nil, !exact.isEmpty, exact.allSatisfy(unused.contains) {
-            let values = try oihw("\(geometry)")
-            if let extent = context.spill(values) { spilled = extent } else { weights = values }
+        if !oihwElsewhere, !exact.isEmpty, exact.allSatisfy(unused.contains) {
+            weights = try oihw("\(geometry)")
+            spillWeights()
         }
         for index in unused.reversed() {
             dnnl_memory_destroy(packedWeights[index].memory)
@@ -642,10 +646,16 @@ final class DNNLConvolution {
         return target
     }
 
-    /// Puts the OIHW copy, where still held here, in the context's temporary file.
+    /// Puts the OIHW copy, where still held here, in the context's temporary file (tried once).
     private func spillWeights() {
-        guard let copy = weights, let extent = context.spill(copy) else { return }
-        (weights, spilled) = (nil, extent)
+        guard !spillFailed, let copy = weights else { return }
+        if let extent = context.spill(copy) { (weights, spilled) = (nil, extent) } else { spillFailed = true }
+    }
+
+    /// Whether the OIHW values can be had without this layer's packed copies: held, in the
+    /// temporary file, or from a sub-grid convolution that keeps them itself.
+    private var oihwElsewhere: Bool {
+        weights != nil || spilled != nil || subgrid?.parts.isEmpty == true
     }
 
     /// Whether a packed layout holds the OIHW values bit for bit, in another order (f32, blocked).
@@ -658,9 +668,11 @@ final class DNNLConvolution {
     private func oihw(_ what: String) throws(DNNLError) -> [Float] {
         if let weights { return weights }
         guard let exact = packedWeights.first(where: { Self.isExactCopy($0.desc) }) else {
-            if let subgrid { return try subgrid.oihw(what) }
-            guard let spilled else { preconditionFailure("\(what): the OIHW weights went without an exact copy") }
-            return try context.readSpilled(spilled, what)
+            if let spilled { return try context.readSpilled(spilled, what) }
+            guard let subgrid, subgrid.parts.isEmpty else {
+                preconditionFailure("\(what): the OIHW weights went without an exact copy")
+            }
+            return try subgrid.oihw(what)
         }
         let g = geometry
         var values = [Float](repeating: 0, count: g.outChannels * (g.inChannels / g.groups) * g.kernelHeight

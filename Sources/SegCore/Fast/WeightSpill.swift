@@ -8,7 +8,9 @@ import Foundation
 /// for the day an edge window or another scale needs a new primitive: 110 MiB for FCN R-50. Here
 /// that copy is written once to a file that is unlinked as soon as it is open (nobody else can
 /// see or change it, and it goes with the process), and read back with `pread` when needed.
-/// The page cache may hold it for a while, but as clean, reclaimable pages outside the process.
+/// On a disk, the page cache may hold it for a while as clean, reclaimable pages outside the
+/// process; where `TMPDIR` is a tmpfs (common in containers) the file is in RAM, outside the
+/// process's RSS but counted by its cgroup: point `TMPDIR` at a disk there.
 ///
 /// Where no file can be made or written (a read-only or full temporary directory), the weights
 /// stay in memory: the answer is the same, only the memory differs (`heldBytes` reports both).

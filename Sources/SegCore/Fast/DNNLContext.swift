@@ -1,8 +1,8 @@
 import CDNNL
 
 // oneDNN's engine, stream and shared buffers, and its errors. With DNNLEngine.swift (the
-// convolution layer), the only files that speak oneDNN's C API (v2: `dnnl_*_desc_init`, Debian's
-// libdnnl 2.6); a port to 3.x touches only these two.
+// convolution layer) and DNNLPlan.swift (its per-size primitives), the only files that speak
+// oneDNN's C API (v2: `dnnl_*_desc_init`, Debian's libdnnl 2.6); a port to 3.x touches only these.
 
 /// A oneDNN call that failed: which call, oneDNN's status, and what to check.
 public struct DNNLError: Error, CustomStringConvertible, Sendable {

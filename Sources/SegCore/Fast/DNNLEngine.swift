@@ -1,8 +1,8 @@
 import CDNNL
 
 // The convolution layer on oneDNN's C API (v2, libdnnl 2.6); the engine, stream, shared buffers
-// and errors it uses are in DNNLContext.swift. oneDNN 3.x removed that API; a port touches only
-// these two files.
+// and errors it uses are in DNNLContext.swift, its per-size primitives in DNNLPlan.swift. oneDNN
+// 3.x removed that API; a port touches only these three files.
 
 /// One convolution layer run by oneDNN on NHWC float32 activations.
 ///
@@ -70,77 +70,8 @@ final class DNNLConvolution {
         var sourceChannels: Int
     }
 
-    private final class Plan {
-        let pd: dnnl_primitive_desc_t
-        let primitive: dnnl_primitive_t
-        let src: dnnl_memory_t
-        let dst: dnnl_memory_t
-        let scratch: dnnl_memory_t
-        let scratchBytes: Int
-        var args: [dnnl_exec_arg_t]
-        /// The packed weights it reads (one of `packedWeights`).
-        let weights: dnnl_memory_t
-        let kernelName: String
-        /// The context's clock when it was last asked for (`shapesPerLayer` keeps the latest).
-        var lastUse = 0
-        /// Set when the kernel wants a blocked layout: the reorders from and to our NHWC buffers.
-        var edges: BlockedEdges?
-        /// Set for a bf16 kernel: our f32 NHWC input, its reorder into the bf16 copy (`src`), and
-        /// that copy's bytes.
-        var bf16Input: (user: dnnl_memory_t, reorder: dnnl_primitive_t, bytes: Int)?
-
-        init(pd: dnnl_primitive_desc_t, primitive: dnnl_primitive_t, src: dnnl_memory_t, dst: dnnl_memory_t,
-             scratch: dnnl_memory_t, scratchBytes: Int, args: [dnnl_exec_arg_t], weights: dnnl_memory_t) {
-            self.weights = weights
-            self.pd = pd
-            self.primitive = primitive
-            self.src = src
-            self.dst = dst
-            self.scratch = scratch
-            self.scratchBytes = scratchBytes
-            self.args = args
-            self.kernelName = DNNLContext.implementationName(pd)
-        }
-
-        deinit {
-            edges = nil
-            if let bf16Input {
-                dnnl_primitive_destroy(bf16Input.reorder)
-                dnnl_memory_destroy(bf16Input.user)
-            }
-            dnnl_primitive_destroy(primitive)
-            dnnl_primitive_desc_destroy(pd)
-            dnnl_memory_destroy(src)
-            dnnl_memory_destroy(dst)
-            dnnl_memory_destroy(scratch)
-        }
-    }
-
-    /// NHWC user memories and the reorders around a blocked-layout kernel.
-    private final class BlockedEdges {
-        let userSrc: dnnl_memory_t
-        let userDst: dnnl_memory_t
-        /// userSrc → the kernel's src.
-        let srcIn: dnnl_primitive_t
-        /// userDst → the kernel's dst (the residual, for `accumulate`).
-        let dstIn: dnnl_primitive_t
-        /// The kernel's dst → userDst.
-        let dstOut: dnnl_primitive_t
-        let srcBytes: Int
-        let dstBytes: Int
-
-        init(userSrc: dnnl_memory_t, userDst: dnnl_memory_t, srcIn: dnnl_primitive_t, dstIn: dnnl_primitive_t,
-             dstOut: dnnl_primitive_t, srcBytes: Int, dstBytes: Int) {
-            (self.userSrc, self.userDst, self.srcIn, self.dstIn, self.dstOut) = (userSrc, userDst, srcIn, dstIn, dstOut)
-            (self.srcBytes, self.dstBytes) = (srcBytes, dstBytes)
-        }
-
-        deinit {
-            for primitive in [srcIn, dstIn, dstOut] { dnnl_primitive_destroy(primitive) }
-            dnnl_memory_destroy(userSrc)
-            dnnl_memory_destroy(userDst)
-        }
-    }
+    private typealias Plan = DNNLPlan
+    private typealias BlockedEdges = DNNLBlockedEdges
 
     /// - Parameters:
     ///   - weight: `(C_out, C_in/groups, KH, KW)` row-major, `geometry`'s sizes.

@@ -312,6 +312,70 @@ import Testing
         }
     }
 
+    /// Winograd layers hand each other nChw16c: the output of one stays blocked, the next reads it
+    /// as it is (plain, or gathered into sub-grids), a blocked residual is added as it is, and the
+    /// first layer on another layout converts the activation in place, for every holder of it.
+    /// Two images at an odd size, against the naive convolution layer by layer.
+    @Test func winogradLayersHandEachOtherTheBlockedLayout() throws {
+        let b = try FastBackend(threads: 2, winograd: .always)
+        var noise = Noise(state: 29)
+        func spec(_ oc: Int, _ c: Int, k: Int = 3, dilation d: Int = 1) -> ConvSpec {
+            ConvSpec(weight: noise.tensor([oc, c, k, k]), bias: noise.tensor([oc]).data, padding: k == 3 ? d : 0,
+                     dilation: d, relu: true)
+        }
+        let (first, second, dilated, pointwise, last) = (spec(32, 16), spec(32, 32), spec(48, 32, dilation: 2),
+                                                         spec(48, 48, k: 1), spec(48, 48))
+        let x = noise.tensor([2, 16, 21, 19])
+        let input = b.upload(x)
+        let a = try b.conv2d(input, b.makeConv(first))
+        let c = try b.conv2d(a, b.makeConv(second), residual: a)
+        let d = try b.conv2d(c, b.makeConv(dilated))
+        #expect([a.layout, c.layout, d.layout] == [.nChw16c, .nChw16c, .nChw16c])
+        let e = try b.conv2d(d, b.makeConv(pointwise), residual: d)
+        #expect(e.layout == .nhwc && d.layout == .nhwc, "a direct kernel converts its input and residual in place")
+        let f = try b.conv2d(e, b.makeConv(last), residual: e)
+        #expect(f.layout == .nChw16c && e.layout == .nhwc, "an NHWC residual is converted into the blocked output")
+        #expect(a.layout == .nChw16c, "an activation nobody converted stays blocked")
+        // A concatenation of a blocked and an NHWC input, gathered straight into the blocked source.
+        let fused = spec(32, 64)
+        let g = try b.conv2d(concatenating: [f, input], b.makeConv(fused))
+        #expect(g.layout == .nChw16c && f.layout == .nChw16c && input.layout == .nhwc)
+
+        var expected = x
+        for (layer, residual, y) in [(first, false, a), (second, true, c), (dilated, false, d), (pointwise, true, e),
+                                     (last, true, f)] {
+            let (want, scale) = Self.naiveConv(expected, layer, residual: residual ? expected : nil)
+            let worst = Self.worstRelativeError(b.download(y), want, scale)
+            #expect(worst <= 1e-5, "\(layer.geometry): relative error \(worst)")
+            expected = want
+        }
+        // (N, 48 + 16, H, W): each image's channels of f, then of x.
+        let plane = 21 * 19
+        var joined = [Float]()
+        for n in 0..<2 {
+            joined += expected.data[(n * 48 * plane)..<((n + 1) * 48 * plane)]
+            joined += x.data[(n * 16 * plane)..<((n + 1) * 16 * plane)]
+        }
+        let (want, scale) = Self.naiveConv(Tensor(shape: [2, 64, 21, 19], data: joined), fused, residual: nil)
+        let worst = Self.worstRelativeError(b.download(g), want, scale)
+        #expect(worst <= 1e-5, "concatenation: relative error \(worst)")
+    }
+
+    /// nChw16c ↔ NHWC: value (n, c, y, x) lands where each layout puts it, and back bit for bit.
+    @Test func blockedLayoutConversionsPutEveryValueInItsPlace() {
+        let s = Shape4(n: 2, c: 48, h: 5, w: 7)
+        let nhwc = (0..<s.count).map { Float($0) }
+        var blocked = [Float](repeating: -1, count: s.count), back = blocked
+        nhwcToNChw16c(nhwc, &blocked, s, threads: 2)
+        nChw16cToNHWC(blocked, &back, s, threads: 2)
+        #expect(back == nhwc)
+        for (n, c, y, x) in [(0, 0, 0, 0), (1, 47, 4, 6), (1, 17, 2, 3), (0, 31, 4, 0)] {
+            let inNHWC = ((n * s.h + y) * s.w + x) * s.c + c
+            let inBlocked = (((n * 3 + c / 16) * s.h + y) * s.w + x) * 16 + c % 16
+            #expect(blocked[inBlocked] == nhwc[inNHWC], "(\(n), \(c), \(y), \(x))")
+        }
+    }
+
     /// The arena's layout: buffers live at the same time never share a byte, offsets are 64-byte
     /// aligned, and where placing the largest first wastes bytes, placing by bytes × lifetime
     /// reaches the live peak (the smallest block possible).
@@ -392,6 +456,14 @@ import Testing
                             "adaptiveAvgPool \(shape) \(bins)")
             }
         }
+        // An nChw16c input (a Winograd layer's output) is max-pooled as it is, into nChw16c.
+        let x = noise.tensor([2, 32, 17, 20]), fx = b.upload(x)
+        let blocked = b.make(fx.shape, .nChw16c)
+        nhwcToNChw16c(fx.pointer, blocked.pointer, fx.shape, threads: 2)
+        let pooled = b.maxPool2d(blocked, kernel: 3, stride: 2, padding: 1)
+        #expect(pooled.layout == .nChw16c)
+        expectClose(b.download(pooled), Kernels.maxPool2d(x, kernel: 3, stride: 2, padding: 1), "maxPool nChw16c",
+                    tolerance: 0)
     }
 
     @Test func resizeMatchesReference() throws {

@@ -160,21 +160,40 @@ final class DNNLConvolution {
         PlanKey(n: n, h: h, w: w, accumulate: addsToParts, sourceChannels: geometry.inChannels)
     }
 
+    /// Whether `run` for input size (n, h, w) can give its destination, and take its source, in
+    /// oneDNN's nChw16c layout (`blockedDestination`, `blockedSource`): its kernel works in that
+    /// layout, plain or on sub-grids gathered straight into it; not in parts, bf16 or direct.
+    func worksOnNChw16c(n: Int, h: Int, w: Int, accumulate: Bool) throws(DNNLError) -> Bool {
+        if let subgrid, !accumulate, winogradRuns(n: n, h: h, w: w) {
+            let d = geometry.dilation
+            return try subgrid.nChw16cBuffers(n: n * d * d, h: (h + d - 1) / d, w: (w + d - 1) / d) != nil
+        }
+        guard parts.isEmpty else { return false }
+        let plan = try plan(PlanKey(n: n, h: h, w: w, accumulate: accumulate || addsToParts,
+                                    sourceChannels: geometry.inChannels))
+        return try readsAndWritesNChw16c(plan, n: n, h: h, w: w)
+    }
+
     /// Runs the convolution: `y = relu?(conv(x) + bias (+ y if accumulate))`.
-    /// x is (N, H, W, C_in), y is (N, OH, OW, C_out), both NHWC and dense. With `accumulate`, y holds
-    /// the residual on entry (oneDNN's `sum` post-op, which measured no slower than a separate add).
+    /// x is (N, H, W, C_in), y is (N, OH, OW, C_out), both NHWC and dense; only where
+    /// `worksOnNChw16c`, y (`blockedDestination`) and also x (`blockedSource`) can be nChw16c.
+    /// With `accumulate`, y holds the residual on entry, in y's layout (oneDNN's `sum` post-op,
+    /// which measured no slower than a separate add).
     func run(_ x: UnsafePointer<Float>, n: Int, h: Int, w: Int, into y: UnsafeMutablePointer<Float>,
-             accumulate: Bool = false) throws(DNNLError) {
+             accumulate: Bool = false, blockedSource: Bool = false, blockedDestination: Bool = false)
+        throws(DNNLError) {
+        precondition(!blockedSource || blockedDestination, "an nChw16c source gives an nChw16c destination")
         if let subgrid, !accumulate, winogradRuns(n: n, h: h, w: w) {
             let d = geometry.dilation, hs = (h + d - 1) / d, ws = (w + d - 1) / d
-            if let blocked = try subgrid.nChw16cBuffers(n: n * d * d, h: hs, w: ws) {
-                spaceToBatchBlocked16(x, n: n, h: h, w: w, c: geometry.inChannels, d: d, into: blocked.source,
-                                      threads: context.threads)
-                try subgrid.runBlocked(n: n * d * d, h: hs, w: ws, blocked)
-                batchToSpaceBlocked16(blocked.destination, n: n, h: h, w: w, c: geometry.outChannels, d: d, into: y,
-                                      threads: context.threads)
+            if let buffers = try subgrid.nChw16cBuffers(n: n * d * d, h: hs, w: ws) {
+                spaceToBatchBlocked16(x, blocked: blockedSource, n: n, h: h, w: w, c: geometry.inChannels, d: d,
+                                      into: buffers.source, threads: context.threads)
+                try subgrid.runBlocked(n: n * d * d, h: hs, w: ws, buffers)
+                batchToSpaceBlocked16(buffers.destination, n: n, h: h, w: w, c: geometry.outChannels, d: d, into: y,
+                                      blocked: blockedDestination, threads: context.threads)
                 return
             }
+            precondition(!blockedDestination, "\(geometry): nChw16c given to a sub-grid kernel on another layout")
             let floats = MemoryLayout<Float>.stride
             let source = context.buffer(.subgridSource, bytes: n * d * d * hs * ws * geometry.inChannels * floats)
                 .assumingMemoryBound(to: Float.self)
@@ -186,9 +205,25 @@ final class DNNLConvolution {
             return
         }
         if !parts.isEmpty {
+            precondition(!blockedDestination, "\(geometry): nChw16c asked of a convolution in parts")
             return try runParts([(x, geometry.inChannels)], n: n, h: h, w: w, into: y, accumulate: accumulate)
         }
-        try runOne(x, sourceChannels: geometry.inChannels, n: n, h: h, w: w, into: y, accumulate: accumulate)
+        try runOne(x, sourceChannels: geometry.inChannels, n: n, h: h, w: w, into: y, accumulate: accumulate,
+                   blockedSource: blockedSource, blockedDestination: blockedDestination)
+    }
+
+    /// Whether `plan`'s kernel (for input size (n, h, w)) reads and writes exactly nChw16c.
+    private func readsAndWritesNChw16c(_ plan: Plan, n: Int, h: Int, w: Int) throws(DNNLError) -> Bool {
+        let g = geometry
+        guard plan.edges != nil, g.inChannels % 16 == 0, g.outChannels % 16 == 0,
+              var src = dnnl_primitive_desc_query_md(plan.pd, dnnl_query_src_md, 0)?.pointee,
+              var dst = dnnl_primitive_desc_query_md(plan.pd, dnnl_query_dst_md, 0)?.pointee
+        else { return false }
+        let what = "\(g) at \(n)x\(h)x\(w)"
+        let (oh, ow) = g.outputSize(height: h, width: w)
+        var wantedSrc = try memoryDesc([n, g.inChannels, h, w], dnnl_nChw16c, what)
+        var wantedDst = try memoryDesc([n, g.outChannels, oh, ow], dnnl_nChw16c, what)
+        return dnnl_memory_desc_equal(&src, &wantedSrc) != 0 && dnnl_memory_desc_equal(&dst, &wantedDst) != 0
     }
 
     /// Where the kernel for input (n, h, w) reads and writes, when both are nChw16c (the layouts
@@ -196,20 +231,9 @@ final class DNNLConvolution {
     /// blocked buffers. Nil for a kernel on NHWC, another blocked layout, or in parts.
     private func nChw16cBuffers(n: Int, h: Int, w: Int) throws(DNNLError)
         -> (source: UnsafeMutablePointer<Float>, destination: UnsafeMutablePointer<Float>)? {
-        let g = geometry
-        guard parts.isEmpty, g.inChannels % 16 == 0, g.outChannels % 16 == 0 else { return nil }
+        guard parts.isEmpty else { return nil }
         let plan = try plan(key(n, h, w))
-        let what = "\(g) at \(n)x\(h)x\(w)"
-        let (oh, ow) = g.outputSize(height: h, width: w)
-        guard let edges = plan.edges,
-              var src = dnnl_primitive_desc_query_md(plan.pd, dnnl_query_src_md, 0)?.pointee,
-              var dst = dnnl_primitive_desc_query_md(plan.pd, dnnl_query_dst_md, 0)?.pointee
-        else { return nil }
-        var wantedSrc = try memoryDesc([n, g.inChannels, h, w], dnnl_nChw16c, what)
-        var wantedDst = try memoryDesc([n, g.outChannels, oh, ow], dnnl_nChw16c, what)
-        guard dnnl_memory_desc_equal(&src, &wantedSrc) != 0, dnnl_memory_desc_equal(&dst, &wantedDst) != 0 else {
-            return nil
-        }
+        guard let edges = plan.edges, try readsAndWritesNChw16c(plan, n: n, h: h, w: w) else { return nil }
         return (context.buffer(.blockedSource, bytes: edges.srcBytes).assumingMemoryBound(to: Float.self),
                 context.buffer(.blockedDestination, bytes: edges.dstBytes).assumingMemoryBound(to: Float.self))
     }
@@ -282,12 +306,15 @@ final class DNNLConvolution {
     }
 
     /// One primitive's run on `x`, NHWC with `sourceChannels` channels per pixel of which it reads
-    /// the first `geometry.inChannels` (a part: `x` points at its first channel). With a blocked-layout kernel, `readsSum: false` finds the sum so far in
-    /// the shared blocked buffer instead of reading it from `y`, and `writesSum: false` leaves the
-    /// result there instead of writing it to `y`.
+    /// the first `geometry.inChannels` (a part: `x` points at its first channel). Where the kernel
+    /// works in nChw16c (`worksOnNChw16c`), y (`blockedDestination`) and x (`blockedSource`) can be
+    /// in it, read and written in place. With a blocked-layout kernel, `readsSum: false` finds the
+    /// sum so far in the shared blocked buffer instead of reading it from `y`, and
+    /// `writesSum: false` leaves the result there instead of writing it to `y`.
     private func runOne(_ x: UnsafePointer<Float>, sourceChannels: Int, n: Int, h: Int, w: Int,
                         into y: UnsafeMutablePointer<Float>, accumulate: Bool, readsSum: Bool = true,
-                        writesSum: Bool = true) throws(DNNLError) {
+                        writesSum: Bool = true, blockedSource: Bool = false, blockedDestination: Bool = false)
+        throws(DNNLError) {
         precondition(!addsToParts || accumulate, "a later part adds to the sum")
         let plan = try plan(PlanKey(n: n, h: h, w: w, accumulate: accumulate, sourceChannels: sourceChannels))
         context.bindThreads()
@@ -313,6 +340,24 @@ final class DNNLConvolution {
                           dnnl_exec_arg_t(arg: DNNL_ARG_TO, memory: plan.src)]
             try execute(input.reorder, &toBF16, "reorder src to bf16 (\(what))")
             try dnnlCheck(dnnl_memory_set_data_handle(plan.dst, y), "set dst")
+            try execute(plan.primitive, &plan.args, what)
+            return try dnnlCheck(dnnl_stream_wait(context.stream), "dnnl_stream_wait")
+        }
+        if blockedDestination {
+            guard let edges = plan.edges, sourceChannels == geometry.inChannels else {
+                preconditionFailure("\(what): nChw16c asked of a kernel on another layout")
+            }
+            if blockedSource {
+                try dnnlCheck(dnnl_memory_set_data_handle(plan.src, source), "set nChw16c src")
+            } else {
+                try dnnlCheck(dnnl_memory_set_data_handle(edges.userSrc, source), "set src")
+                try dnnlCheck(dnnl_memory_set_data_handle(plan.src, context.buffer(.blockedSource, bytes: edges.srcBytes)),
+                              "set blocked src")
+                var srcArgs = [dnnl_exec_arg_t(arg: DNNL_ARG_FROM, memory: edges.userSrc),
+                               dnnl_exec_arg_t(arg: DNNL_ARG_TO, memory: plan.src)]
+                try execute(edges.srcIn, &srcArgs, "reorder src to blocked (\(what))")
+            }
+            try dnnlCheck(dnnl_memory_set_data_handle(plan.dst, y), "set nChw16c dst")
             try execute(plan.primitive, &plan.args, what)
             return try dnnlCheck(dnnl_stream_wait(context.stream), "dnnl_stream_wait")
         }

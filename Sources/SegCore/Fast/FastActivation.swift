@@ -8,6 +8,9 @@ import Synchronization
 /// pooling and resize loops want, so no layer pays a reorder; `FastBackend.upload` / `download`
 /// reorder at the model's edges. A resize whose output has few channels (the logits) writes NCHW
 /// planes instead, because the last step is a download to NCHW anyway (`layout == .nchw`).
+/// A convolution whose kernel works in oneDNN's nChw16c layout (Winograd) leaves its output there
+/// (`layout == .nChw16c`), so the next such convolution and a residual read it as it is; the first
+/// op that wants NHWC converts the activation in place (`FastBackend.nhwc`), once.
 public final class FastActivation {
     /// Memory order of the values.
     public enum Layout: Sendable {
@@ -15,20 +18,68 @@ public final class FastActivation {
         case nhwc
         /// (N, C, H, W): only produced by a small-channel resize; other ops convert it first.
         case nchw
+        /// (N, C/16, H, W, 16): oneDNN's blocked layout, C a multiple of 16. Only produced by a
+        /// convolution whose kernel writes it; ops other than such convolutions convert it first.
+        case nChw16c
     }
 
     /// The logical NCHW shape.
     public let shape: Shape4
-    public let layout: Layout
-    let storage: PooledBuffer
+    /// Changes only from `.nChw16c` to `.nhwc`, when an op converts the activation in place.
+    public private(set) var layout: Layout
+    private(set) var storage: PooledBuffer
 
     init(shape: Shape4, layout: Layout = .nhwc, pool: BufferPool) {
+        precondition(layout != .nChw16c || shape.c % 16 == 0, "nChw16c needs channels in blocks of 16, not \(shape.c)")
         self.shape = shape
         self.layout = layout
         self.storage = pool.take(shape.count)
     }
 
     var pointer: UnsafeMutablePointer<Float> { storage.pointer }
+
+    /// Converts an nChw16c activation to NHWC in place: a new buffer from `pool`, the old one given
+    /// back. Everyone holding the activation then sees NHWC. An activation belongs to one forward
+    /// pass, which runs on one thread, so no lock.
+    func convertToNHWC(pool: BufferPool, threads: Int) {
+        guard layout == .nChw16c else { return }
+        let converted = pool.take(shape.count)
+        nChw16cToNHWC(storage.pointer, converted.pointer, shape, threads: threads)
+        storage = converted
+        layout = .nhwc
+    }
+}
+
+/// (N, C/16, H, W, 16) → (N, H, W, C), C a multiple of 16.
+func nChw16cToNHWC(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ s: Shape4, threads: Int) {
+    let blocks = s.c / 16, plane = s.h * s.w
+    parallelRun(threads: s.count >= 1 << 16 ? threads : 1) { index, count in
+        for row in chunk(s.n * s.h, index, count) {
+            let n = row / s.h, y0 = row % s.h
+            for block in 0..<blocks {
+                let source = x + ((n * blocks + block) * plane + y0 * s.w) * 16
+                let target = y + row * s.w * s.c + block * 16
+                for xx in 0..<s.w { (target + xx * s.c).update(from: source + xx * 16, count: 16) }
+            }
+        }
+    }
+}
+
+/// (N, H, W, C) → (N, C/16, H, W, 16), C a multiple of 16; or into channel blocks
+/// `firstBlock ..< firstBlock + C/16` of an nChw16c image of `imageBlocks` blocks (a concatenation).
+func nhwcToNChw16c(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ s: Shape4,
+                   imageBlocks: Int? = nil, firstBlock: Int = 0, threads: Int) {
+    let blocks = s.c / 16, plane = s.h * s.w, total = imageBlocks ?? blocks
+    parallelRun(threads: s.count >= 1 << 16 ? threads : 1) { index, count in
+        for row in chunk(s.n * s.h, index, count) {
+            let n = row / s.h, y0 = row % s.h
+            for block in 0..<blocks {
+                let target = y + ((n * total + firstBlock + block) * plane + y0 * s.w) * 16
+                let source = x + row * s.w * s.c + block * 16
+                for xx in 0..<s.w { (target + xx * 16).update(from: source + xx * s.c, count: 16) }
+            }
+        }
+    }
 }
 
 /// A buffer that gives itself back when the last activation using it goes away: to its pool,

@@ -67,26 +67,42 @@ public struct FastBackend: Backend {
 
     /// x (N,C,H,W) → (N,OC,OH,OW): `relu?(conv(x) + bias + residual)`. Throws when the input is
     /// smaller than the window, or a `DNNLError` when oneDNN cannot build the primitive for this size.
+    /// A convolution whose kernel works in nChw16c (Winograd) reads an nChw16c `x` as it is and
+    /// leaves its output in nChw16c; every other one is given NHWC.
     public func conv2d(_ x: FastActivation, _ conv: FastConv, residual: FastActivation?) throws -> FastActivation {
-        let x = nhwc(x), s = x.shape, g = conv.geometry
+        let s = x.shape, g = conv.geometry
         precondition(s.c == g.inChannels, "conv2d: input \(s) for a conv with \(g.inChannels) input channels")
-        let out = make(try g.outputShape(for: s))
-        let residual = residual.map(nhwc)
+        let outShape = try g.outputShape(for: s)
         if let residual {
-            precondition(residual.shape == out.shape, "conv2d: residual \(residual.shape) for output \(out.shape)")
+            precondition(residual.shape == outShape, "conv2d: residual \(residual.shape) for output \(outShape)")
         }
         switch conv.kernel {
         case .onednn(let dnnl):
-            if let residual { out.pointer.update(from: residual.pointer, count: out.shape.count) }
             engine.lock.lock()
             defer { engine.lock.unlock() }
-            try dnnl.run(x.pointer, n: s.n, h: s.h, w: s.w, into: out.pointer, accumulate: residual != nil)
+            let blocked = try dnnl.worksOnNChw16c(n: s.n, h: s.h, w: s.w, accumulate: residual != nil)
+            let x = blocked && x.layout == .nChw16c ? x : nhwc(x)
+            let out = make(outShape, blocked ? .nChw16c : .nhwc)
+            if let residual {
+                if residual.layout == out.layout {
+                    out.pointer.update(from: residual.pointer, count: outShape.count)
+                } else if blocked {
+                    nhwcToNChw16c(nhwc(residual).pointer, out.pointer, outShape, threads: engine.threads)
+                } else {
+                    out.pointer.update(from: nhwc(residual).pointer, count: outShape.count)
+                }
+            }
+            try dnnl.run(x.pointer, n: s.n, h: s.h, w: s.w, into: out.pointer, accumulate: residual != nil,
+                         blockedSource: x.layout == .nChw16c, blockedDestination: blocked)
+            return out
         case .depthwise(let depthwise):
+            let x = nhwc(x), residual = residual.map(nhwc)
+            let out = make(outShape)
             depthwise.run(x.pointer, n: s.n, h: s.h, w: s.w, into: out.pointer,
                           relu: conv.relu && residual == nil)
             if let residual { addInPlace(out, residual, relu: conv.relu) }
+            return out
         }
-        return out
     }
 
     /// Runs `body` with this thread's activations in the arena for passes of kind `key`
@@ -106,15 +122,43 @@ public struct FastBackend: Backend {
 
     /// The convolution of the inputs' channel concatenation. A oneDNN convolution that runs in
     /// parts of whole inputs (`DNNLConvolution.readsInPlace`) reads them where they are: no
-    /// concatenated copy (FastFCN's PSP bottleneck: 64 MiB per 512² tile); else concat, then conv.
+    /// concatenated copy (FastFCN's PSP bottleneck: 64 MiB per 512² tile). One whose kernel works
+    /// in nChw16c gets the inputs (channels in blocks of 16) gathered straight into that layout,
+    /// instead of concatenated in NHWC and reordered (DeepLabV3+'s ASPP bottleneck). Else concat,
+    /// then conv.
     public func conv2d(concatenating xs: [FastActivation], _ conv: FastConv) throws -> FastActivation {
-        let inputs = xs.map(nhwc)
-        guard case .onednn(let dnnl) = conv.kernel, let first = inputs.first?.shape,
-              inputs.allSatisfy({ $0.shape.n == first.n && $0.shape.size == first.size }),
-              dnnl.readsInPlace(channels: inputs.map(\.shape.c)) else {
-            return try conv2d(concatChannels(inputs), conv, residual: nil)
+        guard case .onednn(let dnnl) = conv.kernel, let first = xs.first?.shape,
+              xs.allSatisfy({ $0.shape.n == first.n && $0.shape.size == first.size }) else {
+            return try conv2d(concatChannels(xs), conv, residual: nil)
         }
-        let whole = Shape4(n: first.n, c: conv.geometry.inChannels, h: first.h, w: first.w)
+        let total = xs.reduce(0) { $0 + $1.shape.c }
+        let whole = Shape4(n: first.n, c: total, h: first.h, w: first.w)
+        guard dnnl.readsInPlace(channels: xs.map(\.shape.c)) else {
+            let blocked: Bool = try {
+                guard total == conv.geometry.inChannels, xs.allSatisfy({ $0.shape.c % 16 == 0 }) else { return false }
+                engine.lock.lock()
+                defer { engine.lock.unlock() }
+                return try dnnl.worksOnNChw16c(n: first.n, h: first.h, w: first.w, accumulate: false)
+            }()
+            guard blocked else { return try conv2d(concatChannels(xs), conv, residual: nil) }
+            let gathered = make(whole, .nChw16c)
+            var block = 0
+            for x in xs {
+                let s = x.shape, plane = s.h * s.w
+                if x.layout == .nChw16c {
+                    for n in 0..<s.n {
+                        (gathered.pointer + (n * total / 16 + block) * plane * 16)
+                            .update(from: x.pointer + n * s.c * plane, count: s.c * plane)
+                    }
+                } else {
+                    nhwcToNChw16c(nhwc(x).pointer, gathered.pointer, s, imageBlocks: total / 16, firstBlock: block,
+                                  threads: engine.threads)
+                }
+                block += s.c / 16
+            }
+            return try conv2d(gathered, conv, residual: nil)
+        }
+        let inputs = xs.map(nhwc)
         let out = make(try conv.geometry.outputShape(for: whole))
         engine.lock.lock()
         defer { engine.lock.unlock() }

@@ -44,33 +44,43 @@ extension FastBackend {
             switch x.layout {
             case .nchw:
                 base.update(from: x.pointer, count: s.count)
-            case .nhwc:
-                reorderImages(x.pointer, base, s, toNHWC: false)
+            case .nhwc, .nChw16c:
+                reorderImages(nhwc(x).pointer, base, s, toNHWC: false)
             }
         }
         return Tensor(shape: s.dims, data: data)
     }
 
-    /// The activation in NHWC (itself when it already is).
+    /// The activation in NHWC: itself when it already is, or converted in place from nChw16c
+    /// (so other holders of it, such as a later residual, find it NHWC too); an NCHW copy.
     func nhwc(_ x: FastActivation) -> FastActivation {
-        guard x.layout == .nchw else { return x }
-        let out = make(x.shape)
-        reorderImages(x.pointer, out.pointer, x.shape, toNHWC: true)
-        return out
+        switch x.layout {
+        case .nhwc: return x
+        case .nChw16c:
+            x.convertToNHWC(pool: engine.pool, threads: engine.threads)
+            return x
+        case .nchw:
+            let out = make(x.shape)
+            reorderImages(x.pointer, out.pointer, x.shape, toNHWC: true)
+            return out
+        }
     }
 
     /// x (N,C,H,W) → (N,C,OH,OW), `OH = floor((H + 2p - k)/s) + 1`; padding never wins.
+    /// An nChw16c input (the ResNet stem's Winograd output) is pooled as it is, into nChw16c: each
+    /// of its (image, channel block) planes is an H×W×16 NHWC image.
     public func maxPool2d(_ x: FastActivation, kernel k: Int, stride: Int, padding p: Int) -> FastActivation {
-        let x = nhwc(x), s = x.shape
+        let x = x.layout == .nChw16c ? x : nhwc(x), s = x.shape
         let oh = (s.h + 2 * p - k) / stride + 1, ow = (s.w + 2 * p - k) / stride + 1
         precondition(oh > 0 && ow > 0 && p * 2 <= k, "maxPool2d: bad geometry for \(s)")
-        let out = make(Shape4(n: s.n, c: s.c, h: oh, w: ow))
+        let out = make(Shape4(n: s.n, c: s.c, h: oh, w: ow), x.layout)
+        let (planes, c) = x.layout == .nChw16c ? (s.n * s.c / 16, 16) : (s.n, s.c)
         let level = engine.level
-        for n in 0..<s.n {
-            let src = x.pointer + n * s.h * s.w * s.c, dst = out.pointer + n * oh * ow * s.c
-            split(oh * ow * s.c) { index, count in
-                let rows = chunk(oh, index, count)
-                aerialseg_maxpool_nhwc(src, dst, Int32(s.h), Int32(s.w), Int32(s.c), Int32(rows.lowerBound),
+        split(planes * oh * ow * c) { index, count in
+            let rows = chunk(oh, index, count)
+            for plane in 0..<planes {
+                aerialseg_maxpool_nhwc(x.pointer + plane * s.h * s.w * c, out.pointer + plane * oh * ow * c,
+                                       Int32(s.h), Int32(s.w), Int32(c), Int32(rows.lowerBound),
                                        Int32(rows.upperBound), Int32(ow), Int32(k), Int32(stride), Int32(p), level)
             }
         }
@@ -334,8 +344,9 @@ extension FastBackend {
         return labels
     }
 
-    /// Reverses the W axis (either layout).
+    /// Reverses the W axis (NHWC or NCHW; nChw16c is converted first).
     public func flipHorizontal(_ x: FastActivation) -> FastActivation {
+        let x = x.layout == .nChw16c ? nhwc(x) : x
         let s = x.shape, out = make(s, x.layout)
         // A row is `w` elements of `run` floats: NHWC rows hold pixels of C values, NCHW rows scalars.
         let (rows, run) = x.layout == .nhwc ? (s.n * s.h, s.c) : (s.n * s.c * s.h, 1)

@@ -52,9 +52,16 @@ func batchToSpace(_ y: UnsafePointer<Float>, n: Int, h: Int, w: Int, c: Int, d: 
 // `((image · C/16 + block) · hs + ys) · ws + xs`, then the 16 channels), which is what its Winograd
 // kernel reads and writes: the sub-grids are gathered straight into the kernel's source and
 // scattered from its destination, with no NHWC batch and no reorders between. C is a multiple of 16.
+// The whole image is NHWC, or nChw16c itself (`blocked`: a neighbouring Winograd layer's output).
 
-/// x (N, H, W, C) NHWC → the sub-grid batch (N·d², C, ceil(H/d), ceil(W/d)) in nChw16c.
-func spaceToBatchBlocked16(_ x: UnsafePointer<Float>, n: Int, h: Int, w: Int, c: Int, d: Int,
+/// Where channel block `block` of pixel (b, iy, ix) of an (N, H, W, C) image starts: NHWC, or nChw16c.
+@inline(__always)
+private func blockStart(_ b: Int, _ iy: Int, _ ix: Int, block: Int, h: Int, w: Int, c: Int, blocked: Bool) -> Int {
+    blocked ? (((b * (c / 16) + block) * h + iy) * w + ix) * 16 : ((b * h + iy) * w + ix) * c + block * 16
+}
+
+/// x (N, H, W, C), NHWC or nChw16c (`blocked`) → the sub-grid batch (N·d², C, ceil(H/d), ceil(W/d)) in nChw16c.
+func spaceToBatchBlocked16(_ x: UnsafePointer<Float>, blocked: Bool = false, n: Int, h: Int, w: Int, c: Int, d: Int,
                            into y: UnsafeMutablePointer<Float>, threads: Int) {
     precondition(c % 16 == 0, "nChw16c needs channels in blocks of 16")
     let hs = (h + d - 1) / d, ws = (w + d - 1) / d, blocks = c / 16
@@ -69,11 +76,12 @@ func spaceToBatchBlocked16(_ x: UnsafePointer<Float>, n: Int, h: Int, w: Int, c:
                     out.update(repeating: 0, count: ws * 16)
                     continue
                 }
-                let source = x + (b * h + iy) * w * c + block * 16
+                let source = x + blockStart(b, iy, 0, block: block, h: h, w: w, c: c, blocked: blocked)
+                let step = blocked ? 16 : c
                 for xs in 0..<ws {
                     let ix = xs * d + s
                     if ix < w {
-                        (out + xs * 16).update(from: source + ix * c, count: 16)
+                        (out + xs * 16).update(from: source + ix * step, count: 16)
                     } else {
                         (out + xs * 16).update(repeating: 0, count: 16)
                     }
@@ -83,22 +91,23 @@ func spaceToBatchBlocked16(_ x: UnsafePointer<Float>, n: Int, h: Int, w: Int, c:
     }
 }
 
-/// The inverse of `spaceToBatchBlocked16` for an output of H×W: the nChw16c sub-grid batch → x (N, H, W, C) NHWC.
+/// The inverse of `spaceToBatchBlocked16` for an output of H×W: the nChw16c sub-grid batch →
+/// x (N, H, W, C), NHWC or nChw16c (`blocked`).
 func batchToSpaceBlocked16(_ y: UnsafePointer<Float>, n: Int, h: Int, w: Int, c: Int, d: Int,
-                           into x: UnsafeMutablePointer<Float>, threads: Int) {
+                           into x: UnsafeMutablePointer<Float>, blocked: Bool = false, threads: Int) {
     precondition(c % 16 == 0, "nChw16c needs channels in blocks of 16")
     let hs = (h + d - 1) / d, ws = (w + d - 1) / d, blocks = c / 16
     parallelRun(threads: threads) { index, count in
         for row in chunk(n * h, index, count) {
             let b = row / h, iy = row % h
             let r = iy % d, ys = iy / d
-            let out = x + row * w * c
             for block in 0..<blocks {
+                let out = x + blockStart(b, iy, 0, block: block, h: h, w: w, c: c, blocked: blocked)
+                let step = blocked ? 16 : c
                 for ix in 0..<w {
                     let s = ix % d, xs = ix / d
                     let image = (b * d + r) * d + s
-                    (out + ix * c + block * 16).update(from: y + (((image * blocks + block) * hs + ys) * ws + xs) * 16,
-                                                       count: 16)
+                    (out + ix * step).update(from: y + (((image * blocks + block) * hs + ys) * ws + xs) * 16, count: 16)
                 }
             }
         }

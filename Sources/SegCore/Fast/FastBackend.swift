@@ -85,11 +85,11 @@ public struct FastBackend: Backend {
             let out = make(outShape, blocked ? .nChw16c : .nhwc)
             if let residual {
                 if residual.layout == out.layout {
-                    out.pointer.update(from: residual.pointer, count: outShape.count)
+                    parallelCopy(residual.pointer, out.pointer, count: outShape.count, threads: engine.threads)
                 } else if blocked {
                     nhwcToNChw16c(nhwc(residual).pointer, out.pointer, outShape, threads: engine.threads)
                 } else {
-                    out.pointer.update(from: nhwc(residual).pointer, count: outShape.count)
+                    parallelCopy(nhwc(residual).pointer, out.pointer, count: outShape.count, threads: engine.threads)
                 }
             }
             try dnnl.run(x.pointer, n: s.n, h: s.h, w: s.w, into: out.pointer, accumulate: residual != nil,
@@ -147,8 +147,8 @@ public struct FastBackend: Backend {
                 let s = x.shape, plane = s.h * s.w
                 if x.layout == .nChw16c {
                     for n in 0..<s.n {
-                        (gathered.pointer + (n * total / 16 + block) * plane * 16)
-                            .update(from: x.pointer + n * s.c * plane, count: s.c * plane)
+                        parallelCopy(x.pointer + n * s.c * plane, gathered.pointer + (n * total / 16 + block) * plane * 16,
+                                     count: s.c * plane, threads: engine.threads)
                     }
                 } else {
                     nhwcToNChw16c(nhwc(x).pointer, gathered.pointer, s, imageBlocks: total / 16, firstBlock: block,

@@ -35,6 +35,9 @@ public struct BenchmarkResult: Codable, Sendable {
     /// Median and fastest run, milliseconds per tile (whole-tile inference incl. the final resize).
     public var medianMs: Double
     public var minMs: Double
+    /// The untimed first tile of this size: primitives created, weights packed for them, memory
+    /// touched for the first time (what a one-tile job or a server's first request of a size pays).
+    public var firstMs: Double?
     public var tilesPerSecond: Double
     /// Convolution work per tile (2 FLOP per multiply-accumulate) and the rate achieved at the median.
     public var convGFLOP: Double
@@ -133,15 +136,16 @@ public enum Benchmark {
                                data: (0..<(channels * size * size)).map { _ in Float(generator.nextUnit() * 4 - 2) })
             backend.counter.reset()
             // As `run` does: the logits read where the backend left them, not downloaded into a copy.
+            let first = ContinuousClock.now
             _ = try model.withLogits(input) { $0.count }  // warm-up: primitives, caches, first-touch memory
+            let firstMs = milliseconds(ContinuousClock.now - first)
             let macs = backend.counter.value
             if options.profile { backend.counter.startProfiling() }
             var times: [Double] = []
             for _ in 0..<max(options.runs, 1) {
                 let start = ContinuousClock.now
                 _ = try model.withLogits(input) { $0.count }
-                let elapsed = ContinuousClock.now - start
-                times.append(Double(elapsed.components.seconds) * 1e3 + Double(elapsed.components.attoseconds) * 1e-15)
+                times.append(milliseconds(ContinuousClock.now - start))
             }
             times.sort()
             let median = times.count % 2 == 1 ? times[times.count / 2]
@@ -151,6 +155,7 @@ public enum Benchmark {
                 model: name, backend: backend.name, precision: model.precision.rawValue, weights: weightsLabel, size: size, runs: times.count,
                 medianMs: median, minMs: times[0], tilesPerSecond: 1000 / median, convGFLOP: gflop,
                 gflopsPerSecond: gflop / (median / 1000), peakRSSMiB: peakResidentMiB())
+            result.firstMs = firstMs
             if options.profile {
                 let runs = Double(times.count)
                 let layers = backend.counter.layers.map { t in
@@ -205,10 +210,14 @@ public enum Benchmark {
 
     /// One line per result.
     public static func describe(_ r: BenchmarkResult) -> String {
-        String(format: "%@ %d×%d [%@ %@, %@ weights]: %.1f ms/tile (median of %d, min %.1f), %.2f tiles/s, "
-               + "%.1f GFLOP conv → %.0f GFLOP/s, peak RSS %.0f MiB",
-               r.model, r.size, r.size, r.backend, r.precision, r.weights, r.medianMs, r.runs, r.minMs, r.tilesPerSecond,
-               r.convGFLOP, r.gflopsPerSecond, r.peakRSSMiB)
+        String(format: "%@ %d×%d [%@ %@, %@ weights]: %.1f ms/tile (median of %d, min %.1f; first tile %.0f), "
+               + "%.2f tiles/s, %.1f GFLOP conv → %.0f GFLOP/s, peak RSS %.0f MiB",
+               r.model, r.size, r.size, r.backend, r.precision, r.weights, r.medianMs, r.runs, r.minMs, r.firstMs ?? 0,
+               r.tilesPerSecond, r.convGFLOP, r.gflopsPerSecond, r.peakRSSMiB)
+    }
+
+    private static func milliseconds(_ elapsed: Duration) -> Double {
+        Double(elapsed.components.seconds) * 1e3 + Double(elapsed.components.attoseconds) * 1e-15
     }
 }
 

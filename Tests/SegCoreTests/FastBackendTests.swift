@@ -235,6 +235,12 @@ import Testing
                 #expect(worst <= 1e-4, "\(spec.geometry) at \(h)×\(w) (\(kernel)): relative error \(worst)")
             }
         }
+        // The dilated wide layer's own copy goes to the temporary file at load (only a direct kernel
+        // at small sizes reads it), not kept in memory beside the parts' slices.
+        let fresh = try FastBackend(threads: 2)
+        _ = try fresh.makeConv(specs[3])
+        let held = fresh.heldBytes
+        #expect(held.spilled + held.unspilled == specs[3].weight.data.count * MemoryLayout<Float>.stride)
     }
 
     /// A layer whose packed weights cannot give the OIHW values back (Winograd domain, bf16) puts

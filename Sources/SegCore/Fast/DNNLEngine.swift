@@ -124,6 +124,9 @@ final class DNNLConvolution {
             // (which hold only their slices).
             self.weights = subgrid?.parts.isEmpty == true ? nil : weight
         }
+        // Then this layer's own copy is read only by a direct kernel at small sizes, which crop
+        // sizes never reach (DeepLabV3 R-50's plain ASPP: 38 MiB per branch): to the file now.
+        if subgrid?.parts.isEmpty == false { spillWeights() }
     }
 
     deinit {

@@ -210,10 +210,11 @@ public enum Benchmark {
 
     /// One line per result.
     public static func describe(_ r: BenchmarkResult) -> String {
-        String(format: "%@ %d×%d [%@ %@, %@ weights]: %.1f ms/tile (median of %d, min %.1f; first tile %.0f), "
-               + "%.2f tiles/s, %.1f GFLOP conv → %.0f GFLOP/s, peak RSS %.0f MiB",
-               r.model, r.size, r.size, r.backend, r.precision, r.weights, r.medianMs, r.runs, r.minMs, r.firstMs ?? 0,
-               r.tilesPerSecond, r.convGFLOP, r.gflopsPerSecond, r.peakRSSMiB)
+        let first = r.firstMs.map { String(format: "; first tile %.0f", $0) } ?? ""
+        return String(format: "%@ %d×%d [%@ %@, %@ weights]: %.1f ms/tile (median of %d, min %.1f%@), "
+                      + "%.2f tiles/s, %.1f GFLOP conv → %.0f GFLOP/s, peak RSS %.0f MiB",
+                      r.model, r.size, r.size, r.backend, r.precision, r.weights, r.medianMs, r.runs, r.minMs, first,
+                      r.tilesPerSecond, r.convGFLOP, r.gflopsPerSecond, r.peakRSSMiB)
     }
 
     private static func milliseconds(_ elapsed: Duration) -> Double {

@@ -342,6 +342,10 @@ import Testing
         let f = try b.conv2d(e, b.makeConv(last), residual: e)
         #expect(f.layout == .nChw16c && e.layout == .nhwc, "an NHWC residual is converted into the blocked output")
         #expect(a.layout == .nChw16c, "an activation nobody converted stays blocked")
+        // A direct kernel on an NHWC input with a blocked residual of its own.
+        let side = spec(32, 16, k: 1)
+        let h = try b.conv2d(input, b.makeConv(side), residual: c)
+        #expect(h.layout == .nhwc && c.layout == .nhwc)
         // A concatenation of a blocked and an NHWC input, gathered straight into the blocked source.
         let fused = spec(32, 64)
         let g = try b.conv2d(concatenating: [f, input], b.makeConv(fused))
@@ -365,21 +369,89 @@ import Testing
         let (want, scale) = Self.naiveConv(Tensor(shape: [2, 64, 21, 19], data: joined), fused, residual: nil)
         let worst = Self.worstRelativeError(b.download(g), want, scale)
         #expect(worst <= 1e-5, "concatenation: relative error \(worst)")
+        let (afterFirst, _) = Self.naiveConv(x, first, residual: nil)
+        let (afterSecond, _) = Self.naiveConv(afterFirst, second, residual: afterFirst)
+        let (sideWant, sideScale) = Self.naiveConv(x, side, residual: afterSecond)
+        let sideWorst = Self.worstRelativeError(b.download(h), sideWant, sideScale)
+        #expect(sideWorst <= 1e-5, "blocked residual of a direct kernel: relative error \(sideWorst)")
     }
 
-    /// nChw16c ↔ NHWC: value (n, c, y, x) lands where each layout puts it, and back bit for bit.
-    @Test func blockedLayoutConversionsPutEveryValueInItsPlace() {
-        let s = Shape4(n: 2, c: 48, h: 5, w: 7)
-        let nhwc = (0..<s.count).map { Float($0) }
-        var blocked = [Float](repeating: -1, count: s.count), back = blocked
-        nhwcToNChw16c(nhwc, &blocked, s, threads: 2)
-        nChw16cToNHWC(blocked, &back, s, threads: 2)
-        #expect(back == nhwc)
-        for (n, c, y, x) in [(0, 0, 0, 0), (1, 47, 4, 6), (1, 17, 2, 3), (0, 31, 4, 0)] {
-            let inNHWC = ((n * s.h + y) * s.w + x) * s.c + c
-            let inBlocked = (((n * 3 + c / 16) * s.h + y) * s.w + x) * 16 + c % 16
-            #expect(blocked[inBlocked] == nhwc[inNHWC], "(\(n), \(c), \(y), \(x))")
+    /// Passes of one kind over Winograd layers that hand each other nChw16c (and convert in place)
+    /// replay the arena: the same bits as a pass outside it, and nothing taken from the pool.
+    @Test func blockedPassesReplayTheirArena() throws {
+        let b = try FastBackend(threads: 2, winograd: .always)
+        var noise = Noise(state: 43)
+        func conv(_ oc: Int, _ c: Int, k: Int = 3, dilation d: Int = 1) throws -> FastConv {
+            try b.makeConv(ConvSpec(weight: noise.tensor([oc, c, k, k]), bias: noise.tensor([oc]).data,
+                                    padding: k == 3 ? d : 0, dilation: d, relu: true))
         }
+        let (first, second, dilated, pointwise) = (try conv(32, 16), try conv(32, 32), try conv(32, 32, dilation: 2),
+                                                   try conv(16, 32, k: 1))
+        let x = noise.tensor([1, 16, 40, 36])
+        func pass() throws -> Tensor {
+            let a = try b.conv2d(b.upload(x), first)
+            let c = try b.conv2d(a, second, residual: a)
+            let d = try b.conv2d(b.maxPool2d(c, kernel: 3, stride: 1, padding: 1), dilated, residual: c)
+            return b.download(try b.conv2d(d, pointwise))
+        }
+        let expected = try pass()
+        _ = try b.withActivationArena("blocked") { try pass() }  // recorded
+        let pooled = b.engine.pool.idleBytesHeld
+        for _ in 0..<3 {
+            #expect(try b.withActivationArena("blocked") { try pass() }.data == expected.data)
+        }
+        #expect(b.engine.pool.idleBytesHeld == pooled, "an arena pass took buffers from the pool")
+    }
+
+    /// nChw16c ↔ NHWC: value (n, c, y, x) lands where each layout puts it, and back bit for bit,
+    /// on one thread (small) and split over two (from 65536 values); the parallel copy likewise.
+    @Test func blockedLayoutConversionsPutEveryValueInItsPlace() {
+        for s in [Shape4(n: 2, c: 48, h: 5, w: 7), Shape4(n: 2, c: 64, h: 33, w: 41)] {
+            let nhwc = (0..<s.count).map { Float($0) }
+            var blocked = [Float](repeating: -1, count: s.count), back = blocked, copy = blocked
+            nhwcToNChw16c(nhwc, &blocked, s, threads: 2)
+            nChw16cToNHWC(blocked, &back, s, threads: 2)
+            #expect(back == nhwc, "\(s)")
+            for (n, c, y, x) in [(0, 0, 0, 0), (1, s.c - 1, s.h - 1, s.w - 1), (1, 17, 2, 3), (0, 31, 4, 0)] {
+                let inNHWC = ((n * s.h + y) * s.w + x) * s.c + c
+                let inBlocked = (((n * s.c / 16 + c / 16) * s.h + y) * s.w + x) * 16 + c % 16
+                #expect(blocked[inBlocked] == nhwc[inNHWC], "\(s) (\(n), \(c), \(y), \(x))")
+            }
+            parallelCopy(nhwc, &copy, count: s.count, threads: 2)
+            #expect(copy == nhwc, "\(s)")
+        }
+    }
+
+    /// An activation in nChw16c (as a Winograd layer leaves it) gives every other op the values
+    /// its NHWC twin gives, bit for bit.
+    @Test func everyOpTakesTheBlockedLayout() throws {
+        let b = try FastBackend(threads: 2)
+        var noise = Noise(state: 41)
+        let x = noise.tensor([2, 32, 33, 40]), other = noise.tensor([2, 32, 33, 40])
+        let gate = noise.tensor([2, 32, 1, 1])
+        func blocked(_ t: Tensor) -> FastActivation {
+            let plain = b.upload(t), copy = b.make(plain.shape, .nChw16c)
+            nhwcToNChw16c(plain.pointer, copy.pointer, plain.shape, threads: 2)
+            #expect(copy.layout == .nChw16c)
+            return copy
+        }
+        let size = Size2(height: 17, width: 50)
+        let ops: [(String, (FastActivation) -> FastActivation)] = [
+            ("identity", { $0 }), ("flip", { b.flipHorizontal($0) }), ("relu", { b.relu($0) }),
+            ("sigmoid", { b.sigmoid($0) }), ("softmax", { b.softmaxChannels($0) }),
+            ("slice", { b.sliceChannels($0, 5..<21) }), ("add", { b.add($0, b.upload(other), relu: true) }),
+            ("mulChannels", { b.mulChannels($0, b.upload(gate)) }),
+            ("resize", { b.resizeBilinear($0, to: size, alignCorners: false) }),
+            ("resizeLogits", { b.resizeLogits($0, to: size, alignCorners: true) }),
+            ("maxPool", { b.maxPool2d($0, kernel: 3, stride: 2, padding: 1) }),
+            ("avgPool", { b.avgPool2d($0, kernel: 2, stride: 2, ceilMode: true) }),
+            ("adaptiveAvgPool", { b.adaptiveAvgPool2d($0, to: Size2(height: 3, width: 3)) }),
+            ("concat", { b.concatChannels([$0, b.upload(other)]) }),
+        ]
+        for (name, op) in ops {
+            #expect(b.download(op(blocked(x))).data == b.download(op(b.upload(x))).data, "\(name)")
+        }
+        #expect(b.argmaxChannels(blocked(x)) == b.argmaxChannels(b.upload(x)))
     }
 
     /// The arena's layout: buffers live at the same time never share a byte, offsets are 64-byte
@@ -463,7 +535,7 @@ import Testing
             }
         }
         // An nChw16c input (a Winograd layer's output) is max-pooled as it is, into nChw16c.
-        let x = noise.tensor([2, 32, 17, 20]), fx = b.upload(x)
+        let x = noise.tensor([2, 32, 65, 70]), fx = b.upload(x)  // large enough to split over threads
         let blocked = b.make(fx.shape, .nChw16c)
         nhwcToNChw16c(fx.pointer, blocked.pointer, fx.shape, threads: 2)
         let pooled = b.maxPool2d(blocked, kernel: 3, stride: 2, padding: 1)

@@ -12,13 +12,16 @@ import CDNNL
 /// `any`: oneDNN 2.6 picks its `brgconv` kernel and a blocked weight layout on AVX-512).
 /// A layer keeps the primitives of the context's `shapesPerLayer` most recently used input
 /// sizes: an older one goes, with any weight layout no kept primitive reads.
-/// Activations stay NHWC (`nhwc` tag) so consecutive layers need no reorder.
+/// Activations are NHWC (`nhwc` tag) so consecutive layers need no reorder, except between
+/// kernels that work in nChw16c (below), which hand each other that layout (`worksOnNChw16c`).
 ///
 /// With `winograd`, a 3×3 stride-1 undilated convolution uses oneDNN's Winograd F(4×4, 3×3) kernel
 /// (`jit_wino_4x3`: 4× fewer multiplies, ~2.5× faster here on 256–512 channels; error measured
-/// ≤ 1e-6 of Σ|w·x|). oneDNN 2.6 has that
-/// kernel only for the blocked nChw16c layout, so the plan reorders NHWC → nChw16c → NHWC around
-/// it, through shared buffers. Shapes it does not support fall back to the direct NHWC kernel.
+/// ≤ 1e-6 of Σ|w·x|). oneDNN 2.6 has that kernel only for the blocked nChw16c layout: it reads an
+/// nChw16c source in place and writes an nChw16c destination (`blockedSource`,
+/// `blockedDestination`), and an NHWC source is reordered into a shared buffer first (a part, or a
+/// caller on NHWC, also gets its destination reordered back). Shapes it does not support fall back
+/// to the direct NHWC kernel.
 /// A dilated 3×3 stride-1 convolution with padding = dilation d runs as an undilated Winograd
 /// convolution over the d² sub-grids of its input (`Subgrid.swift`), unless it accumulates; where
 /// that kernel reads and writes nChw16c, the sub-grids are gathered straight into its source and
@@ -496,8 +499,13 @@ final class DNNLConvolution {
             return (each.reduce(0) { $0 + $1.weights }, each.map(\.scratch).max() ?? 0)
         }
         let plan = try plan(key(n, h, w))
-        return (packedBytes + (subgrid?.packedBytes ?? 0), plan.scratchBytes + (plan.edges.map { $0.srcBytes + $0.dstBytes } ?? 0)
-                    + (plan.bf16Input?.bytes ?? 0))
+        // A kernel on nChw16c writes the caller's blocked output itself: only an NHWC source is copied.
+        var blockedCopies = 0
+        if let edges = plan.edges {
+            blockedCopies = try readsAndWritesNChw16c(plan, n: n, h: h, w: w) ? edges.srcBytes
+                : edges.srcBytes + edges.dstBytes
+        }
+        return (packedBytes + (subgrid?.packedBytes ?? 0), plan.scratchBytes + blockedCopies + (plan.bf16Input?.bytes ?? 0))
     }
 
     private var packedBytes: Int {

@@ -18,8 +18,10 @@ public final class FastActivation {
         case nhwc
         /// (N, C, H, W): only produced by a small-channel resize; other ops convert it first.
         case nchw
-        /// (N, C/16, H, W, 16): oneDNN's blocked layout, C a multiple of 16. Only produced by a
-        /// convolution whose kernel writes it; ops other than such convolutions convert it first.
+        /// (N, C/16, H, W, 16): oneDNN's blocked layout, C a multiple of 16. Produced by a
+        /// convolution whose kernel writes it, and kept by max pooling, elementwise maps, a residual
+        /// copied into such a convolution's output and a concatenation gathered for one; other ops
+        /// convert it to NHWC first.
         case nChw16c
     }
 

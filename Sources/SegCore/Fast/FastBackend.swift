@@ -9,7 +9,9 @@ import Foundation
 /// at 512²: 221 ms per tile with Winograd, 508 ms with oneDNN's direct kernels only; the reference
 /// backend (im2col + OpenBLAS) takes 930–1220 ms.
 ///
-/// Activations stay NHWC from `upload` to `download` (the only reorders). Each convolution keeps
+/// Activations are NHWC from `upload` to `download`, except that a Winograd convolution leaves its
+/// output in oneDNN's nChw16c layout for the next one (ResNet stages, the ASPP bottleneck), and the
+/// first op that wants NHWC converts it in place (`FastActivation.Layout`). Each convolution keeps
 /// one oneDNN primitive per input size, created on first use and reused, with its weights
 /// reordered once; every primitive shares one scratchpad, and activation buffers come from a pool,
 /// so a tile after the first allocates nothing. BatchNorm arrives folded (`ConvSpec`), ReLU and the
@@ -17,7 +19,8 @@ import Foundation
 /// 10–40× slower on the ASPP's dilated ones). oneDNN and our loops share libgomp's threads.
 ///
 /// Thread-safety: the value can be shared; convolutions are serialised by one lock (each already
-/// uses every thread of the team), the other ops run concurrently.
+/// uses every thread of the team), the other ops run concurrently. An activation belongs to the
+/// pass that made it: an op may convert it in place, so two threads must not use one at once.
 public struct FastBackend: Backend {
     public typealias Activation = FastActivation
     public typealias Conv = FastConv
@@ -81,26 +84,32 @@ public struct FastBackend: Backend {
             engine.lock.lock()
             defer { engine.lock.unlock() }
             let blocked = try dnnl.worksOnNChw16c(n: s.n, h: s.h, w: s.w, accumulate: residual != nil)
-            let x = blocked && x.layout == .nChw16c ? x : nhwc(x)
+            // Locals, kept alive across the calls below: `nhwc` of an NCHW activation is a fresh copy.
+            let source = blocked && x.layout == .nChw16c ? x : nhwc(x)
             let out = make(outShape, blocked ? .nChw16c : .nhwc)
             if let residual {
-                if residual.layout == out.layout {
-                    parallelCopy(residual.pointer, out.pointer, count: outShape.count, threads: engine.threads)
-                } else if blocked {
-                    nhwcToNChw16c(nhwc(residual).pointer, out.pointer, outShape, threads: engine.threads)
-                } else {
-                    parallelCopy(nhwc(residual).pointer, out.pointer, count: outShape.count, threads: engine.threads)
+                let given = residual.layout == out.layout ? residual : nhwc(residual)
+                withExtendedLifetime(given) {
+                    if given.layout == out.layout {
+                        parallelCopy(given.pointer, out.pointer, count: outShape.count, threads: engine.threads)
+                    } else {
+                        nhwcToNChw16c(given.pointer, out.pointer, outShape, threads: engine.threads)
+                    }
                 }
             }
-            try dnnl.run(x.pointer, n: s.n, h: s.h, w: s.w, into: out.pointer, accumulate: residual != nil,
-                         blockedSource: x.layout == .nChw16c, blockedDestination: blocked)
+            try withExtendedLifetime(source) { () throws(DNNLError) in
+                try dnnl.run(source.pointer, n: s.n, h: s.h, w: s.w, into: out.pointer, accumulate: residual != nil,
+                             blockedSource: source.layout == .nChw16c, blockedDestination: blocked)
+            }
             return out
         case .depthwise(let depthwise):
             let x = nhwc(x), residual = residual.map(nhwc)
             let out = make(outShape)
-            depthwise.run(x.pointer, n: s.n, h: s.h, w: s.w, into: out.pointer,
-                          relu: conv.relu && residual == nil)
-            if let residual { addInPlace(out, residual, relu: conv.relu) }
+            withExtendedLifetime(x) {
+                depthwise.run(x.pointer, n: s.n, h: s.h, w: s.w, into: out.pointer,
+                              relu: conv.relu && residual == nil)
+            }
+            if let residual { withExtendedLifetime(residual) { addInPlace(out, residual, relu: conv.relu) } }
             return out
         }
     }
@@ -151,8 +160,11 @@ public struct FastBackend: Backend {
                                      count: s.c * plane, threads: engine.threads)
                     }
                 } else {
-                    nhwcToNChw16c(nhwc(x).pointer, gathered.pointer, s, imageBlocks: total / 16, firstBlock: block,
-                                  threads: engine.threads)
+                    let given = nhwc(x)
+                    withExtendedLifetime(given) {
+                        nhwcToNChw16c(given.pointer, gathered.pointer, s, imageBlocks: total / 16, firstBlock: block,
+                                      threads: engine.threads)
+                    }
                 }
                 block += s.c / 16
             }
@@ -162,8 +174,10 @@ public struct FastBackend: Backend {
         let out = make(try conv.geometry.outputShape(for: whole))
         engine.lock.lock()
         defer { engine.lock.unlock() }
-        try dnnl.run(concatenating: inputs.map { (UnsafePointer($0.pointer), $0.shape.c) }, n: first.n, h: first.h,
-                     w: first.w, into: out.pointer)
+        try withExtendedLifetime(inputs) { () throws(DNNLError) in
+            try dnnl.run(concatenating: inputs.map { (UnsafePointer($0.pointer), $0.shape.c) }, n: first.n,
+                         h: first.h, w: first.w, into: out.pointer)
+        }
         return out
     }
 }
@@ -226,6 +240,9 @@ public final class FastConv: @unchecked Sendable {
             kernel = .depthwise(DepthwiseConvolution(geometry: geometry, weight: spec.weight.data, bias: spec.bias,
                                                      relu: spec.relu, threads: engine.threads))
         } else {
+            // Under the engine's lock: a layer may write the context's weight spill at creation.
+            engine.lock.lock()
+            defer { engine.lock.unlock() }
             kernel = .onednn(DNNLConvolution(context: engine.context, geometry: geometry, weight: spec.weight.data,
                                              bias: spec.bias, relu: spec.relu, winograd: engine.winograd != .never))
         }

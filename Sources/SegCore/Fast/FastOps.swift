@@ -268,7 +268,7 @@ extension FastBackend {
 
     /// x (N,C,H,W) · gate (N,C,1,1) broadcast over H and W.
     public func mulChannels(_ x: FastActivation, _ gate: FastActivation) -> FastActivation {
-        let x = nhwc(x), s = x.shape
+        let x = nhwc(x), gate = nhwc(gate), s = x.shape
         precondition(gate.shape == Shape4(n: s.n, c: s.c, h: 1, w: 1), "mulChannels: gate \(gate.shape) for \(s)")
         let out = make(s)
         let hw = s.h * s.w, c = s.c

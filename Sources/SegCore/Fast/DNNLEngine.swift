@@ -339,12 +339,8 @@ final class DNNLConvolution {
         }
         let what = "\(geometry), input \(n)x\(h)x\(w)"
         if let input = plan.bf16Input {
-            try dnnlCheck(dnnl_memory_set_data_handle(input.user, source), "set f32 src")
-            try dnnlCheck(dnnl_memory_set_data_handle(plan.src, context.buffer(.bf16Source, bytes: input.bytes)),
-                          "set bf16 src")
-            var toBF16 = [dnnl_exec_arg_t(arg: DNNL_ARG_FROM, memory: input.user),
-                          dnnl_exec_arg_t(arg: DNNL_ARG_TO, memory: plan.src)]
-            try execute(input.reorder, &toBF16, "reorder src to bf16 (\(what))")
+            try reorderSource(source, user: input.user, by: input.reorder, into: plan.src, slot: .bf16Source,
+                              bytes: input.bytes, "reorder src to bf16 (\(what))")
             try dnnlCheck(dnnl_memory_set_data_handle(plan.dst, y), "set dst")
             try execute(plan.primitive, &plan.args, what)
             return try dnnlCheck(dnnl_stream_wait(context.stream), "dnnl_stream_wait")
@@ -356,12 +352,8 @@ final class DNNLConvolution {
             if blockedSource {
                 try dnnlCheck(dnnl_memory_set_data_handle(plan.src, source), "set nChw16c src")
             } else {
-                try dnnlCheck(dnnl_memory_set_data_handle(edges.userSrc, source), "set src")
-                try dnnlCheck(dnnl_memory_set_data_handle(plan.src, context.buffer(.blockedSource, bytes: edges.srcBytes)),
-                              "set blocked src")
-                var srcArgs = [dnnl_exec_arg_t(arg: DNNL_ARG_FROM, memory: edges.userSrc),
-                               dnnl_exec_arg_t(arg: DNNL_ARG_TO, memory: plan.src)]
-                try execute(edges.srcIn, &srcArgs, "reorder src to blocked (\(what))")
+                try reorderSource(source, user: edges.userSrc, by: edges.srcIn, into: plan.src, slot: .blockedSource,
+                                  bytes: edges.srcBytes, "reorder src to blocked (\(what))")
             }
             try dnnlCheck(dnnl_memory_set_data_handle(plan.dst, y), "set nChw16c dst")
             try execute(plan.primitive, &plan.args, what)
@@ -373,15 +365,11 @@ final class DNNLConvolution {
             try execute(plan.primitive, &plan.args, what)
             return try dnnlCheck(dnnl_stream_wait(context.stream), "dnnl_stream_wait")
         }
-        try dnnlCheck(dnnl_memory_set_data_handle(edges.userSrc, source), "set src")
         try dnnlCheck(dnnl_memory_set_data_handle(edges.userDst, y), "set dst")
-        try dnnlCheck(dnnl_memory_set_data_handle(plan.src, context.buffer(.blockedSource, bytes: edges.srcBytes)),
-                      "set blocked src")
         try dnnlCheck(dnnl_memory_set_data_handle(plan.dst, context.buffer(.blockedDestination, bytes: edges.dstBytes)),
                       "set blocked dst")
-        var srcArgs = [dnnl_exec_arg_t(arg: DNNL_ARG_FROM, memory: edges.userSrc),
-                       dnnl_exec_arg_t(arg: DNNL_ARG_TO, memory: plan.src)]
-        try execute(edges.srcIn, &srcArgs, "reorder src to blocked (\(what))")
+        try reorderSource(source, user: edges.userSrc, by: edges.srcIn, into: plan.src, slot: .blockedSource,
+                          bytes: edges.srcBytes, "reorder src to blocked (\(what))")
         var dstArgs = [dnnl_exec_arg_t(arg: DNNL_ARG_FROM, memory: edges.userDst),
                        dnnl_exec_arg_t(arg: DNNL_ARG_TO, memory: plan.dst)]
         if accumulate && readsSum { try execute(edges.dstIn, &dstArgs, "reorder residual to blocked (\(what))") }
@@ -390,6 +378,17 @@ final class DNNLConvolution {
                        dnnl_exec_arg_t(arg: DNNL_ARG_TO, memory: edges.userDst)]
         if writesSum { try execute(edges.dstOut, &outArgs, "reorder dst to NHWC (\(what))") }
         try dnnlCheck(dnnl_stream_wait(context.stream), "dnnl_stream_wait")
+    }
+
+    /// Our `source` (described by `user`) reordered by `reorder` into the kernel's source memory,
+    /// which reads the context's shared buffer `slot` (the blocked or bf16 copy).
+    private func reorderSource(_ source: UnsafeMutableRawPointer, user: dnnl_memory_t, by reorder: dnnl_primitive_t,
+                               into kernelSource: dnnl_memory_t, slot: DNNLContext.Slot, bytes: Int,
+                               _ what: String) throws(DNNLError) {
+        try dnnlCheck(dnnl_memory_set_data_handle(user, source), "set src")
+        try dnnlCheck(dnnl_memory_set_data_handle(kernelSource, context.buffer(slot, bytes: bytes)), "set src copy")
+        var args = [dnnl_exec_arg_t(arg: DNNL_ARG_FROM, memory: user), dnnl_exec_arg_t(arg: DNNL_ARG_TO, memory: kernelSource)]
+        try execute(reorder, &args, what)
     }
 
     private func execute(_ primitive: dnnl_primitive_t, _ args: inout [dnnl_exec_arg_t], _ what: String)

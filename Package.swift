@@ -27,7 +27,9 @@ let package = Package(
         // Memory budget and size limits, shared by every module that allocates by user input.
         .target(name: "Limits"),
         .target(name: "GeoIO", dependencies: ["CGDAL"], swiftSettings: optimisedInDebug),
-        .target(name: "SegCore", dependencies: ["CBLAS", "CDNNL", "Limits"], swiftSettings: optimisedInDebug),
+        // Our own C kernels (per-ISA loops, the libgomp bridge), -O2 in debug builds too.
+        .target(name: "CKernels", cSettings: [.unsafeFlags(["-O2"], .when(configuration: .debug))]),
+        .target(name: "SegCore", dependencies: ["CBLAS", "CDNNL", "CKernels", "Limits"], swiftSettings: optimisedInDebug),
         // GeoIO, SegCore, Tiling and Pipeline are optimised in debug builds too: their loops run over every pixel and
         // channel, and unoptimised (SIMD) code is 3–50× slower, which made the tests on a 4096²
         // mosaic take minutes. Tests then check the code users run.

@@ -1,4 +1,5 @@
 import CDNNL
+import CKernels
 
 // oneDNN's engine, stream and shared buffers, and its errors. With DNNLEngine.swift (the
 // convolution layer) and DNNLPlan.swift (its per-size primitives), the only files that speak

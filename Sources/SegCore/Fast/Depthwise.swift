@@ -1,4 +1,5 @@
 import CDNNL
+import CKernels
 
 /// Depthwise k×k convolution on NHWC activations, with our own kernel.
 ///
@@ -6,7 +7,7 @@ import CDNNL
 /// 64², dilation 12/24/36): 17, 17 and 37 ms here (`jit:avx512_core`, `x64:gemm:jit`) against
 /// 1–2 ms for this loop with cold caches; at dilation 1 both take ~1.2 ms. It vectorises over
 /// channels (NHWC keeps them contiguous), skips the taps that fall in the zero padding, and
-/// splits output rows over the libgomp team. The loop is C in `CDNNL/shim.h`
+/// splits output rows over the libgomp team. The loop is C in `CKernels/kernels.c`
 /// (`aerialseg_depthwise_nhwc`), compiled there for AVX-512, AVX2 and plain x86-64 and picked at
 /// run time, because Swift cannot build per-ISA variants and its SIMD types fall back to scalar
 /// calls without a `-target-cpu` flag.

@@ -1,8 +1,9 @@
 import CDNNL
+import CKernels
 import Foundation
 
 // FastBackend's non-convolution ops on NHWC activations. Shapes in comments are logical NCHW;
-// memory is (N, H, W, C). Channel loops are contiguous, so the C loops in shim.h and plain Swift
+// memory is (N, H, W, C). Channel loops are contiguous, so the C loops in CKernels and plain Swift
 // loops vectorise; row loops are split over the libgomp team when the map is large.
 
 /// Below this many output values an op runs on the calling thread only.

@@ -1,9 +1,9 @@
-import CDNNL
+import CKernels
 
 /// Runs `body(index, count)` once on each thread of libgomp's pool (the threads oneDNN runs on),
 /// so our kernels and oneDNN's share two cores without a second thread pool spinning against
 /// the first. `count` may be smaller than `threads`; with one thread the body runs inline.
-/// The corresponding libgomp entry is `GOMP_parallel` (see `aerialseg_parallel_run` in shim.h).
+/// The corresponding libgomp entry is `GOMP_parallel` (see `aerialseg_parallel_run` in CKernels).
 func parallelRun(threads: Int, _ body: (_ index: Int, _ count: Int) -> Void) {
     if threads <= 1 {
         body(0, 1)

@@ -1,4 +1,4 @@
-import CDNNL
+import CKernels
 import Foundation
 
 /// How the process's allocator gives memory back.

@@ -109,7 +109,7 @@ public final class SegmentationJob {
         let bands = options.resolvedBands
         let grid = try WindowGrid(imageWidth: ds.width, imageHeight: ds.height, crop: options.resolvedCrop,
                                   stride: options.resolvedStride)
-        var (scaling, notices) = try InputScaling.resolve(options.resolvedScale,
+        let (scaling, notices) = try InputScaling.resolve(options.resolvedScale,
                                                           fill: options.pipeline.input?.nodataFill, dataset: ds,
                                                           bands: bands)
         let names = outputNames(for: input)

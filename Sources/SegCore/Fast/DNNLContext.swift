@@ -32,6 +32,24 @@ func dnnlCheck(_ status: dnnl_status_t, _ call: @autoclosure () -> String) throw
     if status != dnnl_success { throw DNNLError(call: call(), status: Int(status.rawValue)) }
 }
 
+/// A memory descriptor of `dims` (oneDNN's logical NCHW order) in layout `tag`.
+func dnnlMemoryDesc(_ dims: [Int], _ tag: dnnl_format_tag_t, _ what: String, type: dnnl_data_type_t = dnnl_f32)
+    throws(DNNLError) -> dnnl_memory_desc_t {
+    var md = dnnl_memory_desc_t()
+    try dnnlCheck(dnnl_memory_desc_init_by_tag(&md, Int32(dims.count), dims.map(Int64.init), type, tag),
+                  "dnnl_memory_desc_init_by_tag \(dims) (\(what))")
+    return md
+}
+
+/// An f32 memory descriptor of `dims` with explicit element strides.
+func dnnlStridedDesc(_ dims: [Int], strides: [Int], _ what: String) throws(DNNLError) -> dnnl_memory_desc_t {
+    var md = dnnl_memory_desc_t()
+    try dnnlCheck(dnnl_memory_desc_init_by_strides(&md, Int32(dims.count), dims.map(Int64.init), dnnl_f32,
+                                                   strides.map(Int64.init)),
+                  "dnnl_memory_desc_init_by_strides \(dims) (\(what))")
+    return md
+}
+
 /// oneDNN's CPU engine, an in-order stream, and one scratchpad shared by every primitive.
 ///
 /// Primitives run one at a time on the stream, so a single scratchpad (grown to the largest
@@ -136,6 +154,41 @@ final class DNNLContext {
     var sharedBytes: Int { buffers.reduce(0) { $0 + ($1?.bytes ?? 0) } }
 
     /// The shared buffer for `slot`, at least `bytes` long (64-byte aligned); grows, never shrinks.
+    /// A memory object on this engine: with oneDNN's own buffer (`allocate`), or with none, for a
+    /// data handle set before each use.
+    func memory(_ desc: dnnl_memory_desc_t, _ what: String, allocate: Bool = false) throws(DNNLError)
+        -> dnnl_memory_t {
+        var desc = desc
+        var out: dnnl_memory_t?
+        let handle = allocate ? aerialseg_dnnl_memory_allocate() : aerialseg_dnnl_memory_none()
+        try dnnlCheck(dnnl_memory_create(&out, &desc, engine, handle), "dnnl_memory_create (\(what))")
+        guard let out else { throw DNNLError(call: "dnnl_memory_create (\(what))", status: 2) }
+        return out
+    }
+
+    /// A reorder primitive from layout `from` to layout `to`.
+    func reorderPrimitive(_ from: dnnl_memory_desc_t, _ to: dnnl_memory_desc_t, _ what: String) throws(DNNLError)
+        -> dnnl_primitive_t {
+        var from = from, to = to
+        var rpd: dnnl_primitive_desc_t?
+        try dnnlCheck(dnnl_reorder_primitive_desc_create(&rpd, &from, engine, &to, engine, nil), "reorder (\(what))")
+        defer { dnnl_primitive_desc_destroy(rpd) }
+        var primitive: dnnl_primitive_t?
+        try dnnlCheck(dnnl_primitive_create(&primitive, rpd), "reorder primitive (\(what))")
+        guard let primitive else { throw DNNLError(call: "reorder primitive (\(what))", status: 2) }
+        return primitive
+    }
+
+    /// Reorders `from` (layout `desc`) into `to` (layout `toDesc`) once, and waits for it.
+    func reorder(from: dnnl_memory_t?, desc: dnnl_memory_desc_t, to: dnnl_memory_t, desc toDesc: dnnl_memory_desc_t,
+                 _ what: String) throws(DNNLError) {
+        let primitive = try reorderPrimitive(desc, toDesc, what)
+        defer { dnnl_primitive_destroy(primitive) }
+        var args = [dnnl_exec_arg_t(arg: DNNL_ARG_FROM, memory: from), dnnl_exec_arg_t(arg: DNNL_ARG_TO, memory: to)]
+        try dnnlCheck(dnnl_primitive_execute(primitive, stream, 2, &args), "reorder run (\(what))")
+        try dnnlCheck(dnnl_stream_wait(stream), "dnnl_stream_wait")
+    }
+
     func buffer(_ slot: Slot, bytes: Int) -> UnsafeMutableRawPointer {
         if let buffer = buffers[slot.rawValue], buffer.bytes >= bytes { return buffer.pointer }
         buffers[slot.rawValue]?.pointer.deallocate()

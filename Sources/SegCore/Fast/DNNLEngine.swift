@@ -177,7 +177,7 @@ final class DNNLConvolution {
         guard parts.isEmpty else { return false }
         let plan = try plan(PlanKey(n: n, h: h, w: w, accumulate: accumulate || addsToParts,
                                     sourceChannels: geometry.inChannels))
-        return try readsAndWritesNChw16c(plan, n: n, h: h, w: w)
+        return plan.nChw16c
     }
 
     /// Runs the convolution: `y = relu?(conv(x) + bias (+ y if accumulate))`.
@@ -218,7 +218,8 @@ final class DNNLConvolution {
                    blockedSource: blockedSource, blockedDestination: blockedDestination)
     }
 
-    /// Whether `plan`'s kernel (for input size (n, h, w)) reads and writes exactly nChw16c.
+    /// Whether `plan`'s kernel (for input size (n, h, w)) reads and writes exactly nChw16c (asked
+    /// once, when the plan is made: `DNNLPlan.nChw16c`).
     private func readsAndWritesNChw16c(_ plan: Plan, n: Int, h: Int, w: Int) throws(DNNLError) -> Bool {
         let g = geometry
         guard plan.edges != nil, g.inChannels % 16 == 0, g.outChannels % 16 == 0,
@@ -227,8 +228,8 @@ final class DNNLConvolution {
         else { return false }
         let what = "\(g) at \(n)x\(h)x\(w)"
         let (oh, ow) = g.outputSize(height: h, width: w)
-        var wantedSrc = try memoryDesc([n, g.inChannels, h, w], dnnl_nChw16c, what)
-        var wantedDst = try memoryDesc([n, g.outChannels, oh, ow], dnnl_nChw16c, what)
+        var wantedSrc = try dnnlMemoryDesc([n, g.inChannels, h, w], dnnl_nChw16c, what)
+        var wantedDst = try dnnlMemoryDesc([n, g.outChannels, oh, ow], dnnl_nChw16c, what)
         return dnnl_memory_desc_equal(&src, &wantedSrc) != 0 && dnnl_memory_desc_equal(&dst, &wantedDst) != 0
     }
 
@@ -239,7 +240,7 @@ final class DNNLConvolution {
         -> (source: UnsafeMutablePointer<Float>, destination: UnsafeMutablePointer<Float>)? {
         guard parts.isEmpty else { return nil }
         let plan = try plan(key(n, h, w))
-        guard let edges = plan.edges, try readsAndWritesNChw16c(plan, n: n, h: h, w: w) else { return nil }
+        guard let edges = plan.edges, plan.nChw16c else { return nil }
         return (context.buffer(.blockedSource, bytes: edges.srcBytes).assumingMemoryBound(to: Float.self),
                 context.buffer(.blockedDestination, bytes: edges.dstBytes).assumingMemoryBound(to: Float.self))
     }
@@ -441,29 +442,30 @@ final class DNNLConvolution {
         let what = "\(g) at \(key.n)x\(key.h)x\(key.w)"
         let (oh, ow) = g.outputSize(height: key.h, width: key.w)
         guard oh > 0, ow > 0 else { throw DNNLError(call: "\(what): output would be empty", status: 2) }
-        let src = try memoryDesc([key.n, g.inChannels, key.h, key.w], dnnl_nhwc, what)
-        let dst = try memoryDesc([key.n, g.outChannels, oh, ow], dnnl_nhwc, what)
+        let src = try dnnlMemoryDesc([key.n, g.inChannels, key.h, key.w], dnnl_nhwc, what)
+        let dst = try dnnlMemoryDesc([key.n, g.outChannels, oh, ow], dnnl_nhwc, what)
         if winograd && winogradRuns(n: key.n, h: key.h, w: key.w) {
             // A part's channels, read in place: NHWC strides of the whole input.
             let c = key.sourceChannels
             let userSrc = c == g.inChannels ? src
-                : try stridedDesc([key.n, g.inChannels, key.h, key.w], strides: [key.h * key.w * c, 1, key.w * c, c], what)
-            let anySrc = try memoryDesc([key.n, g.inChannels, key.h, key.w], dnnl_format_tag_any, what)
-            let anyDst = try memoryDesc([key.n, g.outChannels, oh, ow], dnnl_format_tag_any, what)
+                : try dnnlStridedDesc([key.n, g.inChannels, key.h, key.w], strides: [key.h * key.w * c, 1, key.w * c, c], what)
+            let anySrc = try dnnlMemoryDesc([key.n, g.inChannels, key.h, key.w], dnnl_format_tag_any, what)
+            let anyDst = try dnnlMemoryDesc([key.n, g.outChannels, oh, ow], dnnl_format_tag_any, what)
             // Unsupported shapes (e.g. few channels) throw `unimplemented`: use the direct kernel.
             if let plan = try? makePrimitive(key, src: anySrc, dst: anyDst, algorithm: dnnl_convolution_winograd,
                                              what) {
                 plan.edges = try edges(plan, userSrc: userSrc, userDst: dst, what)
+                plan.nChw16c = try readsAndWritesNChw16c(plan, n: key.n, h: key.h, w: key.w)
                 return plan
             }
         }
         if context.bf16 {
             // bf16 inputs and weights, f32 accumulation and output: our f32 input is converted on the way in.
-            let bf16Src = try memoryDesc([key.n, g.inChannels, key.h, key.w], dnnl_nhwc, what, type: dnnl_bf16)
+            let bf16Src = try dnnlMemoryDesc([key.n, g.inChannels, key.h, key.w], dnnl_nhwc, what, type: dnnl_bf16)
             let plan = try makePrimitive(key, src: bf16Src, dst: dst, algorithm: dnnl_convolution_direct, what,
                                          weightType: dnnl_bf16)
             var bf16Desc = bf16Src
-            plan.bf16Input = (try memory(src, what), try reorderPrimitive(src, bf16Src, what),
+            plan.bf16Input = (try context.memory(src, what), try context.reorderPrimitive(src, bf16Src, what),
                               dnnl_memory_desc_get_size(&bf16Desc))
             return plan
         }
@@ -501,8 +503,7 @@ final class DNNLConvolution {
         // A kernel on nChw16c writes the caller's blocked output itself: only an NHWC source is copied.
         var blockedCopies = 0
         if let edges = plan.edges {
-            blockedCopies = try readsAndWritesNChw16c(plan, n: n, h: h, w: w) ? edges.srcBytes
-                : edges.srcBytes + edges.dstBytes
+            blockedCopies = plan.nChw16c ? edges.srcBytes : edges.srcBytes + edges.dstBytes
         }
         return (packedBytes + (subgrid?.packedBytes ?? 0), plan.scratchBytes + blockedCopies + (plan.bf16Input?.bytes ?? 0))
     }
@@ -522,23 +523,10 @@ final class DNNLConvolution {
         else { throw DNNLError(call: "dnnl_primitive_desc_query_md (\(what))", status: 2) }
         var srcDesc = src, dstDesc = dst
         return BlockedEdges(
-            userSrc: try memory(userSrc, what), userDst: try memory(userDst, what),
-            srcIn: try reorderPrimitive(userSrc, src, what), dstIn: try reorderPrimitive(userDst, dst, what),
-            dstOut: try reorderPrimitive(dst, userDst, what),
+            userSrc: try context.memory(userSrc, what), userDst: try context.memory(userDst, what),
+            srcIn: try context.reorderPrimitive(userSrc, src, what), dstIn: try context.reorderPrimitive(userDst, dst, what),
+            dstOut: try context.reorderPrimitive(dst, userDst, what),
             srcBytes: dnnl_memory_desc_get_size(&srcDesc), dstBytes: dnnl_memory_desc_get_size(&dstDesc))
-    }
-
-    private func reorderPrimitive(_ from: dnnl_memory_desc_t, _ to: dnnl_memory_desc_t, _ what: String)
-        throws(DNNLError) -> dnnl_primitive_t {
-        var from = from, to = to
-        var rpd: dnnl_primitive_desc_t?
-        try dnnlCheck(dnnl_reorder_primitive_desc_create(&rpd, &from, context.engine, &to, context.engine, nil),
-                      "reorder (\(what))")
-        defer { dnnl_primitive_desc_destroy(rpd) }
-        var primitive: dnnl_primitive_t?
-        try dnnlCheck(dnnl_primitive_create(&primitive, rpd), "reorder primitive (\(what))")
-        guard let primitive else { throw DNNLError(call: "reorder primitive (\(what))", status: 2) }
-        return primitive
     }
 
     /// A convolution primitive over `src`/`dst` descriptors (NHWC, or `any` to let oneDNN choose).
@@ -548,7 +536,7 @@ final class DNNLConvolution {
         let g = geometry
         var src = src, dst = dst
         var wei = try weightDesc(tag: dnnl_format_tag_any, what, type: weightType)
-        var bia = try memoryDesc([g.outChannels], dnnl_a, what)
+        var bia = try dnnlMemoryDesc([g.outChannels], dnnl_a, what)
         var desc = dnnl_convolution_desc_t()
         let strides: [Int64] = [Int64(g.stride), Int64(g.stride)]
         let dilates: [Int64] = [Int64(g.dilation - 1), Int64(g.dilation - 1)]
@@ -591,10 +579,10 @@ final class DNNLConvolution {
         try dnnlCheck(dnnl_primitive_create(&primOut, pd), "dnnl_primitive_create (\(what))")
         guard let primitive = primOut else { throw DNNLError(call: "dnnl_primitive_create", status: 2) }
 
-        let srcMemory = try memory(srcChosen, what)
-        let dstMemory = try memory(dstChosen, what)
+        let srcMemory = try context.memory(srcChosen, what)
+        let dstMemory = try context.memory(dstChosen, what)
         var scratch = scratchDesc
-        let scratchMemory = try memory(scratch, what)
+        let scratchMemory = try context.memory(scratch, what)
         let scratchBytes = dnnl_memory_desc_get_size(&scratch)
         var args = [
             dnnl_exec_arg_t(arg: DNNL_ARG_SRC, memory: srcMemory),
@@ -616,13 +604,13 @@ final class DNNLConvolution {
             if dnnl_memory_desc_equal(&have, &wanted) != 0 { return entry.memory }
         }
         var user = try weightDesc(tag: geometry.groups > 1 ? dnnl_goihw : dnnl_oihw, what)
-        let target = try memory(wanted, what, allocate: true)
+        let target = try context.memory(wanted, what, allocate: true)
         var source: dnnl_memory_t?
         try oihw(what).withUnsafeBufferPointer { (buffer) throws(DNNLError) in
             let raw = UnsafeMutableRawPointer(mutating: buffer.baseAddress)
             try dnnlCheck(dnnl_memory_create(&source, &user, context.engine, raw), "weights memory (\(what))")
             defer { dnnl_memory_destroy(source) }
-            try reorder(from: source, desc: user, to: target, desc: wanted, what)
+            try context.reorder(from: source, desc: user, to: target, desc: wanted, what)
         }
         packedWeights.append((wanted, target))
         if Self.isExactCopy(wanted) { weights = nil } else { spillWeights() }
@@ -670,30 +658,15 @@ final class DNNLConvolution {
             try dnnlCheck(dnnl_memory_create(&target, &desc, context.engine, buffer.baseAddress), "weights memory (\(what))")
             defer { dnnl_memory_destroy(target) }
             guard let target else { throw DNNLError(call: "weights memory (\(what))", status: 2) }
-            try reorder(from: exact.memory, desc: exact.desc, to: target, desc: user, what)
+            try context.reorder(from: exact.memory, desc: exact.desc, to: target, desc: user, what)
         }
         return values
-    }
-
-    private func reorder(from: dnnl_memory_t?, desc: dnnl_memory_desc_t, to: dnnl_memory_t,
-                         desc toDesc: dnnl_memory_desc_t, _ what: String) throws(DNNLError) {
-        var fromDesc = desc, toDesc = toDesc
-        var rpdOut: dnnl_primitive_desc_t?
-        try dnnlCheck(dnnl_reorder_primitive_desc_create(&rpdOut, &fromDesc, context.engine, &toDesc,
-                                                         context.engine, nil), "weights reorder (\(what))")
-        defer { dnnl_primitive_desc_destroy(rpdOut) }
-        var reorderOut: dnnl_primitive_t?
-        try dnnlCheck(dnnl_primitive_create(&reorderOut, rpdOut), "weights reorder primitive (\(what))")
-        defer { dnnl_primitive_destroy(reorderOut) }
-        var args = [dnnl_exec_arg_t(arg: DNNL_ARG_FROM, memory: from), dnnl_exec_arg_t(arg: DNNL_ARG_TO, memory: to)]
-        try dnnlCheck(dnnl_primitive_execute(reorderOut, context.stream, 2, &args), "weights reorder run (\(what))")
-        try dnnlCheck(dnnl_stream_wait(context.stream), "dnnl_stream_wait")
     }
 
     private func biasMemory(_ bias: [Float], _ desc: dnnl_memory_desc_t, _ what: String) throws(DNNLError)
         -> dnnl_memory_t {
         if let biasMemory { return biasMemory }
-        let memory = try memory(desc, what, allocate: true)
+        let memory = try context.memory(desc, what, allocate: true)
         var handle: UnsafeMutableRawPointer?
         try dnnlCheck(dnnl_memory_get_data_handle(memory, &handle), "bias handle")
         if let handle {
@@ -709,36 +682,9 @@ final class DNNLConvolution {
         throws(DNNLError) -> dnnl_memory_desc_t {
         let g = geometry
         if g.groups > 1 {
-            return try memoryDesc([g.groups, g.outChannels / g.groups, g.inChannels / g.groups,
-                                   g.kernelHeight, g.kernelWidth], tag, what, type: type)
+            return try dnnlMemoryDesc([g.groups, g.outChannels / g.groups, g.inChannels / g.groups,
+                                       g.kernelHeight, g.kernelWidth], tag, what, type: type)
         }
-        return try memoryDesc([g.outChannels, g.inChannels, g.kernelHeight, g.kernelWidth], tag, what, type: type)
-    }
-
-    private func stridedDesc(_ dims: [Int], strides: [Int], _ what: String) throws(DNNLError) -> dnnl_memory_desc_t {
-        var md = dnnl_memory_desc_t()
-        try dnnlCheck(dnnl_memory_desc_init_by_strides(&md, Int32(dims.count), dims.map(Int64.init), dnnl_f32,
-                                                       strides.map(Int64.init)),
-                      "dnnl_memory_desc_init_by_strides \(dims) (\(what))")
-        return md
-    }
-
-    private func memoryDesc(_ dims: [Int], _ tag: dnnl_format_tag_t, _ what: String,
-                            type: dnnl_data_type_t = dnnl_f32) throws(DNNLError) -> dnnl_memory_desc_t {
-        var md = dnnl_memory_desc_t()
-        let dims64 = dims.map(Int64.init)
-        try dnnlCheck(dnnl_memory_desc_init_by_tag(&md, Int32(dims.count), dims64, type, tag),
-                      "dnnl_memory_desc_init_by_tag \(dims) (\(what))")
-        return md
-    }
-
-    private func memory(_ desc: dnnl_memory_desc_t, _ what: String, allocate: Bool = false) throws(DNNLError)
-        -> dnnl_memory_t {
-        var desc = desc
-        var out: dnnl_memory_t?
-        let handle = allocate ? aerialseg_dnnl_memory_allocate() : aerialseg_dnnl_memory_none()
-        try dnnlCheck(dnnl_memory_create(&out, &desc, context.engine, handle), "dnnl_memory_create (\(what))")
-        guard let out else { throw DNNLError(call: "dnnl_memory_create (\(what))", status: 2) }
-        return out
+        return try dnnlMemoryDesc([g.outChannels, g.inChannels, g.kernelHeight, g.kernelWidth], tag, what, type: type)
     }
 }

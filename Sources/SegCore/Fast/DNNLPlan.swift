@@ -20,6 +20,9 @@ final class DNNLPlan {
     var lastUse = 0
     /// Set when the kernel wants a blocked layout: the reorders from and to our NHWC buffers.
     var edges: DNNLBlockedEdges?
+    /// Whether that layout is exactly nChw16c for source and destination, so the caller's blocked
+    /// activations can be read and written in place (`DNNLConvolution.worksOnNChw16c`).
+    var nChw16c = false
     /// Set for a bf16 kernel: our f32 NHWC input, its reorder into the bf16 copy (`src`), and
     /// that copy's bytes.
     var bf16Input: (user: dnnl_memory_t, reorder: dnnl_primitive_t, bytes: Int)?

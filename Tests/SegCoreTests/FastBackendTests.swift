@@ -454,6 +454,30 @@ import Testing
         #expect(b.argmaxChannels(blocked(x)) == b.argmaxChannels(b.upload(x)))
     }
 
+    /// A bf16 convolution converts an nChw16c activation straight into its bf16 copy: the same
+    /// bits as from NHWC, and the activation is left blocked (not converted to NHWC first).
+    @Test(.enabled(if: FastBackend.cpuHasBF16, "this CPU has no AVX512-BF16 or AMX: bf16 runs as f32"))
+    func bf16ConvolutionsReadTheBlockedLayout() throws {
+        let b = try FastBackend(threads: 2, precision: .bf16)
+        var noise = Noise(state: 43)
+        let x = noise.tensor([2, 32, 13, 14])
+        let specs = [
+            ConvSpec(weight: noise.tensor([24, 32, 1, 1]), bias: noise.tensor([24]).data, stride: 1, padding: 0,
+                     dilation: 1, groups: 1, relu: false),
+            ConvSpec(weight: noise.tensor([16, 32, 3, 3]), bias: nil, stride: 2, padding: 1, dilation: 1, groups: 1,
+                     relu: true),
+        ]
+        for spec in specs {
+            let conv = try b.makeConv(spec)
+            let plain = b.upload(x), blocked = b.make(plain.shape, .nChw16c)
+            nhwcToNChw16c(plain.pointer, blocked.pointer, plain.shape, threads: 2)
+            let fromBlocked = b.download(try b.conv2d(blocked, conv, residual: nil))
+            #expect(blocked.layout == .nChw16c, "\(spec.weight.shape): the source was converted to NHWC first")
+            #expect(fromBlocked.data == b.download(try b.conv2d(plain, conv, residual: nil)).data,
+                    "\(spec.weight.shape)")
+        }
+    }
+
     /// The arena's layout: buffers live at the same time never share a byte, offsets are 64-byte
     /// aligned, and where placing the largest first wastes bytes, placing by bytes × lifetime
     /// reaches the live peak (the smallest block possible).

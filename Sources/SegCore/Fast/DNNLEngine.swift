@@ -180,15 +180,27 @@ final class DNNLConvolution {
         return plan.nChw16c
     }
 
+    /// Whether `run` for input size (n, h, w) can take its source in nChw16c (`blockedSource`):
+    /// where `worksOnNChw16c`, and a bf16 kernel on a multiple of 16 channels, which converts a
+    /// blocked source to its bf16 copy directly (its destination stays NHWC).
+    func readsNChw16c(n: Int, h: Int, w: Int, accumulate: Bool) throws(DNNLError) -> Bool {
+        if try worksOnNChw16c(n: n, h: h, w: w, accumulate: accumulate) { return true }
+        if subgrid != nil, !accumulate, winogradRuns(n: n, h: h, w: w) { return false }
+        guard parts.isEmpty else { return false }
+        let plan = try plan(PlanKey(n: n, h: h, w: w, accumulate: accumulate || addsToParts,
+                                    sourceChannels: geometry.inChannels))
+        return plan.bf16BlockedInput != nil
+    }
+
     /// Runs the convolution: `y = relu?(conv(x) + bias (+ y if accumulate))`.
     /// x is (N, H, W, C_in), y is (N, OH, OW, C_out), both NHWC and dense; only where
-    /// `worksOnNChw16c`, y (`blockedDestination`) and also x (`blockedSource`) can be nChw16c.
+    /// `worksOnNChw16c`, y (`blockedDestination`) and also x (`blockedSource`) can be nChw16c, and
+    /// where `readsNChw16c`, x alone.
     /// With `accumulate`, y holds the residual on entry, in y's layout (oneDNN's `sum` post-op,
     /// which measured no slower than a separate add).
     func run(_ x: UnsafePointer<Float>, n: Int, h: Int, w: Int, into y: UnsafeMutablePointer<Float>,
              accumulate: Bool = false, blockedSource: Bool = false, blockedDestination: Bool = false)
         throws(DNNLError) {
-        precondition(!blockedSource || blockedDestination, "an nChw16c source gives an nChw16c destination")
         if let subgrid, !accumulate, winogradRuns(n: n, h: h, w: w) {
             let d = geometry.dilation, hs = (h + d - 1) / d, ws = (w + d - 1) / d
             if let buffers = try subgrid.nChw16cBuffers(n: n * d * d, h: hs, w: ws) {
@@ -340,12 +352,21 @@ final class DNNLConvolution {
         }
         let what = "\(geometry), input \(n)x\(h)x\(w)"
         if let input = plan.bf16Input {
-            try reorderSource(source, user: input.user, by: input.reorder, into: plan.src, slot: .bf16Source,
-                              bytes: input.bytes, "reorder src to bf16 (\(what))")
+            if blockedSource {
+                guard let blocked = plan.bf16BlockedInput, sourceChannels == geometry.inChannels else {
+                    preconditionFailure("\(what): nChw16c given to a bf16 kernel that cannot read it")
+                }
+                try reorderSource(source, user: blocked.user, by: blocked.reorder, into: plan.src, slot: .bf16Source,
+                                  bytes: input.bytes, "reorder nChw16c src to bf16 (\(what))")
+            } else {
+                try reorderSource(source, user: input.user, by: input.reorder, into: plan.src, slot: .bf16Source,
+                                  bytes: input.bytes, "reorder src to bf16 (\(what))")
+            }
             try dnnlCheck(dnnl_memory_set_data_handle(plan.dst, y), "set dst")
             try execute(plan.primitive, &plan.args, what)
             return try dnnlCheck(dnnl_stream_wait(context.stream), "dnnl_stream_wait")
         }
+        precondition(!blockedSource || blockedDestination, "\(what): an nChw16c source for an f32 kernel on NHWC")
         if blockedDestination {
             guard let edges = plan.edges, sourceChannels == geometry.inChannels else {
                 preconditionFailure("\(what): nChw16c asked of a kernel on another layout")
@@ -467,6 +488,11 @@ final class DNNLConvolution {
             var bf16Desc = bf16Src
             plan.bf16Input = (try context.memory(src, what), try context.reorderPrimitive(src, bf16Src, what),
                               dnnl_memory_desc_get_size(&bf16Desc))
+            if g.inChannels % 16 == 0 {
+                let blocked = try dnnlMemoryDesc([key.n, g.inChannels, key.h, key.w], dnnl_nChw16c, what)
+                plan.bf16BlockedInput = (try context.memory(blocked, what),
+                                         try context.reorderPrimitive(blocked, bf16Src, what))
+            }
             return plan
         }
         return try makePrimitive(key, src: src, dst: dst, algorithm: dnnl_convolution_direct, what)

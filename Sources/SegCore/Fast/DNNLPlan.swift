@@ -26,6 +26,9 @@ final class DNNLPlan {
     /// Set for a bf16 kernel: our f32 NHWC input, its reorder into the bf16 copy (`src`), and
     /// that copy's bytes.
     var bf16Input: (user: dnnl_memory_t, reorder: dnnl_primitive_t, bytes: Int)?
+    /// Also for a bf16 kernel on a multiple of 16 channels: an f32 nChw16c input and its reorder
+    /// into the same copy, so a blocked activation is converted once, not to NHWC first.
+    var bf16BlockedInput: (user: dnnl_memory_t, reorder: dnnl_primitive_t)?
 
     init(pd: dnnl_primitive_desc_t, primitive: dnnl_primitive_t, src: dnnl_memory_t, dst: dnnl_memory_t,
          scratch: dnnl_memory_t, scratchBytes: Int, args: [dnnl_exec_arg_t], weights: dnnl_memory_t) {
@@ -45,6 +48,10 @@ final class DNNLPlan {
         if let bf16Input {
             dnnl_primitive_destroy(bf16Input.reorder)
             dnnl_memory_destroy(bf16Input.user)
+        }
+        if let bf16BlockedInput {
+            dnnl_primitive_destroy(bf16BlockedInput.reorder)
+            dnnl_memory_destroy(bf16BlockedInput.user)
         }
         dnnl_primitive_destroy(primitive)
         dnnl_primitive_desc_destroy(pd)

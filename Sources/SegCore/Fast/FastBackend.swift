@@ -71,7 +71,8 @@ public struct FastBackend: Backend {
     /// x (N,C,H,W) → (N,OC,OH,OW): `relu?(conv(x) + bias + residual)`. Throws when the input is
     /// smaller than the window, or a `DNNLError` when oneDNN cannot build the primitive for this size.
     /// A convolution whose kernel works in nChw16c (Winograd) reads an nChw16c `x` as it is and
-    /// leaves its output in nChw16c; every other one is given NHWC.
+    /// leaves its output in nChw16c; a bf16 one reads an nChw16c `x` into its bf16 copy directly
+    /// (`DNNLConvolution.readsNChw16c`); every other one is given NHWC.
     public func conv2d(_ x: FastActivation, _ conv: FastConv, residual: FastActivation?) throws -> FastActivation {
         let s = x.shape, g = conv.geometry
         precondition(s.c == g.inChannels, "conv2d: input \(s) for a conv with \(g.inChannels) input channels")
@@ -84,8 +85,9 @@ public struct FastBackend: Backend {
             engine.lock.lock()
             defer { engine.lock.unlock() }
             let blocked = try dnnl.worksOnNChw16c(n: s.n, h: s.h, w: s.w, accumulate: residual != nil)
+            let readsBlocked = try blocked || dnnl.readsNChw16c(n: s.n, h: s.h, w: s.w, accumulate: residual != nil)
             // Locals, kept alive across the calls below: `nhwc` of an NCHW activation is a fresh copy.
-            let source = blocked && x.layout == .nChw16c ? x : nhwc(x)
+            let source = readsBlocked && x.layout == .nChw16c ? x : nhwc(x)
             let out = make(outShape, blocked ? .nChw16c : .nhwc)
             if let residual {
                 let given = residual.layout == out.layout ? residual : nhwc(residual)

@@ -80,6 +80,13 @@ struct ConvCounter<Base: Backend>: Backend {
         try counted(conv, input: base.shape(of: x)) { try base.conv2d(x, conv.base, residual: residual) }
     }
 
+    func conv2d(_ x: Activation, _ conv: Conv, accumulatingInto residual: consuming Activation) throws -> Activation {
+        var given: Activation? = consume residual
+        return try counted(conv, input: base.shape(of: x)) {
+            try base.conv2d(x, conv.base, accumulatingInto: given.take()!)
+        }
+    }
+
     func withActivationArena<T>(_ key: String, _ body: () throws -> T) rethrows -> T {
         try base.withActivationArena(key, body)
     }

@@ -454,6 +454,43 @@ import Testing
         #expect(b.argmaxChannels(blocked(x)) == b.argmaxChannels(b.upload(x)))
     }
 
+    /// A residual given up (`accumulatingInto`) and held by nobody else becomes the output, added
+    /// to in place, on a Winograd kernel (nChw16c) and a direct one (NHWC); one still held
+    /// elsewhere, or in another layout, is left as it was. The values are those of `residual:`.
+    @Test func aResidualGivenUpBecomesTheOutput() throws {
+        let b = try FastBackend(threads: 2, winograd: .always)
+        var noise = Noise(state: 47)
+        let x = noise.tensor([2, 32, 12, 13]), r = noise.tensor([2, 32, 12, 13])
+        let winograd = try b.makeConv(ConvSpec(weight: noise.tensor([32, 32, 3, 3]), bias: noise.tensor([32]).data,
+                                               stride: 1, padding: 1, relu: true))
+        let direct = try b.makeConv(ConvSpec(weight: noise.tensor([32, 32, 1, 1]), bias: nil, relu: true))
+        for (name, conv, layout) in [("Winograd", winograd, FastActivation.Layout.nChw16c),
+                                     ("direct", direct, .nhwc)] {
+            let expected = b.download(try b.conv2d(b.upload(x), conv, residual: b.upload(r))).data
+            func residual(_ layout: FastActivation.Layout) -> FastActivation {
+                let plain = b.upload(r)
+                guard layout == .nChw16c else { return plain }
+                let blocked = b.make(plain.shape, .nChw16c)
+                nhwcToNChw16c(plain.pointer, blocked.pointer, plain.shape, threads: 2)
+                return blocked
+            }
+            // Given up: the output is the residual's own buffer.
+            let mine = residual(layout), address = mine.pointer
+            let y = try b.conv2d(b.upload(x), conv, accumulatingInto: consume mine)
+            #expect(y.pointer == address && y.layout == layout, "\(name): the residual was copied")
+            #expect(b.download(y).data == expected, "\(name)")
+            // Still held by someone else: a new output, the residual untouched.
+            let shared = residual(layout), before = b.download(shared).data
+            let z = try b.conv2d(b.upload(x), conv, accumulatingInto: shared)
+            #expect(z !== shared && b.download(shared).data == before, "\(name): a held residual was overwritten")
+            #expect(b.download(z).data == expected, "\(name)")
+            // In the other layout: converted into a new output.
+            let other = residual(layout == .nhwc ? .nChw16c : .nhwc)
+            let w = try b.conv2d(b.upload(x), conv, accumulatingInto: consume other)
+            #expect(w.layout == layout && b.download(w).data == expected, "\(name)")
+        }
+    }
+
     /// A bf16 convolution converts an nChw16c activation straight into its bf16 copy: the same
     /// bits as from NHWC, and the activation is left blocked (not converted to NHWC first).
     @Test(.enabled(if: FastBackend.cpuHasBF16, "this CPU has no AVX512-BF16 or AMX: bf16 runs as f32"))

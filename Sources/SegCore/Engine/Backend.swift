@@ -42,6 +42,10 @@ public protocol Backend: Sendable {
     /// x (N,C,H,W) → (N,OC,OH,OW): `relu?(conv(x) + bias + residual)`; residual is (N,OC,OH,OW).
     /// Throws when this input size cannot run (see the conventions above).
     func conv2d(_ x: Activation, _ conv: Conv, residual: Activation?) throws -> Activation
+    /// `conv2d(x, conv, residual:)` for a caller that gives the residual up (a residual block's
+    /// shortcut): where nobody else holds it, a backend may write the output over it instead of
+    /// copying it into a new buffer; the result is the same either way.
+    func conv2d(_ x: Activation, _ conv: Conv, accumulatingInto residual: consuming Activation) throws -> Activation
     /// `conv2d(concatChannels(xs), conv)`; a backend may read the inputs where they are instead.
     func conv2d(concatenating xs: [Activation], _ conv: Conv) throws -> Activation
     /// Runs `body`, one forward pass of a kind named by `key` (the network and input size), whose
@@ -151,6 +155,11 @@ extension Backend {
 
     public func conv2d(concatenating xs: [Activation], _ conv: Conv) throws -> Activation {
         try conv2d(concatChannels(xs), conv, residual: nil)
+    }
+
+    public func conv2d(_ x: Activation, _ conv: Conv, accumulatingInto residual: consuming Activation) throws
+        -> Activation {
+        try conv2d(x, conv, residual: residual)
     }
 
     /// `conv2d` without a residual.

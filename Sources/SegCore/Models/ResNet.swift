@@ -31,9 +31,10 @@ struct BasicBlock<B: Backend>: Sendable {
         self.downsample = downsample
     }
 
-    func callAsFunction(_ x: B.Activation, _ b: B) throws -> B.Activation {
-        let identity = try downsample?(x, b) ?? x
-        return try b.conv2d(b.conv2d(x, conv1), conv2, residual: identity)
+    func callAsFunction(_ x: consuming B.Activation, _ b: B) throws -> B.Activation {
+        let identity = try downsample?(x, b) ?? copy x
+        let y = try b.conv2d(consume x, conv1)
+        return try b.conv2d(y, conv2, accumulatingInto: consume identity)
     }
 }
 
@@ -57,9 +58,10 @@ struct Bottleneck<B: Backend>: Sendable {
         self.downsample = downsample
     }
 
-    func callAsFunction(_ x: B.Activation, _ b: B) throws -> B.Activation {
-        let identity = try downsample?(x, b) ?? x
-        return try b.conv2d(b.conv2d(b.conv2d(x, conv1), conv2), conv3, residual: identity)
+    func callAsFunction(_ x: consuming B.Activation, _ b: B) throws -> B.Activation {
+        let identity = try downsample?(x, b) ?? copy x
+        let y = try b.conv2d(b.conv2d(consume x, conv1), conv2)
+        return try b.conv2d(y, conv3, accumulatingInto: consume identity)
     }
 }
 
@@ -67,7 +69,8 @@ enum ResidualBlock<B: Backend>: Sendable {
     case basic(BasicBlock<B>)
     case bottleneck(Bottleneck<B>)
 
-    func callAsFunction(_ x: B.Activation, _ b: B) throws -> B.Activation {
+    /// Takes `x` over, so a block can write its output over its shortcut where nobody else holds it.
+    func callAsFunction(_ x: consuming B.Activation, _ b: B) throws -> B.Activation {
         switch self {
         case .basic(let block): return try block(x, b)
         case .bottleneck(let block): return try block(x, b)
@@ -216,7 +219,7 @@ struct ResNet<B: Backend>: Sendable {
         x = b.maxPool2d(x, kernel: 3, stride: 2, padding: 1)
         var outs: [B.Activation] = []
         for (i, stage) in stages.enumerated() {
-            for block in stage { x = try block(x, b) }
+            for block in stage { x = try block(consume x, b) }
             if outIndices.contains(i) { outs.append(x) }
         }
         return outs

@@ -5,6 +5,8 @@
 #include "CKernels.h"
 
 #include <dlfcn.h>
+#include <immintrin.h>
+#include <stdlib.h>
 #include <malloc.h>
 #include <stddef.h>
 
@@ -74,6 +76,36 @@ typedef float aerialseg_f4v __attribute__((vector_size(16), aligned(4)));
         *(T *)(yp + (c0)) = acc;                                                               \
     }
 
+/* Channels [c0, c0 + V) of four output pixels side by side (see `aerialseg_dw_quad`): the tail of a
+   channel count that is not a multiple of 16, as four independent sums, not one chain per pixel. */
+#define AERIALSEG_DW_QUAD_RUN(T, c0)                                                           \
+    {                                                                                          \
+        T acc0 = {0}, acc1 = {0}, acc2 = {0}, acc3 = {0};                                      \
+        if (a->bias) acc0 = acc1 = acc2 = acc3 = *(const T *)(a->bias + (c0));                 \
+        for (int i = kh0; i <= kh1; ++i) {                                                     \
+            const float *xr = a->x + ((size_t)(ih + i * d) * a->wd) * C + (c0);               \
+            const float *wr = a->w + ((size_t)i * a->kw) * C + (c0);                           \
+            for (int j = kw0; j <= kw1; ++j) {                                                 \
+                const float *xp = xr + (size_t)(iw + j * d) * C;                               \
+                const T wv = *(const T *)(wr + (size_t)j * C);                                 \
+                acc0 += *(const T *)(xp) * wv;                                                 \
+                acc1 += *(const T *)(xp + step) * wv;                                          \
+                acc2 += *(const T *)(xp + 2 * step) * wv;                                      \
+                acc3 += *(const T *)(xp + 3 * step) * wv;                                      \
+            }                                                                                  \
+        }                                                                                      \
+        if (a->relu) {                                                                         \
+            acc0 = __builtin_elementwise_max(acc0, (T){0});                                    \
+            acc1 = __builtin_elementwise_max(acc1, (T){0});                                    \
+            acc2 = __builtin_elementwise_max(acc2, (T){0});                                    \
+            acc3 = __builtin_elementwise_max(acc3, (T){0});                                    \
+        }                                                                                      \
+        *(T *)(yp + (c0)) = acc0;                                                              \
+        *(T *)(yp + C + (c0)) = acc1;                                                          \
+        *(T *)(yp + 2 * C + (c0)) = acc2;                                                      \
+        *(T *)(yp + 3 * C + (c0)) = acc3;                                                      \
+    }
+
 /* Four output pixels side by side (ox .. ox + 3, the same taps in range), channels [0, c1) in runs
    of 16 (c1 a multiple of 16): each tap's weights are loaded once for the four, so a multiply-add
    needs 1.25 loads, not 2, and the four sums are independent chains. */
@@ -109,6 +141,18 @@ static inline __attribute__((always_inline)) void aerialseg_dw_quad(const aerial
         *(aerialseg_f16v *)(yp + 2 * C + c) = acc2;
         *(aerialseg_f16v *)(yp + 3 * C + c) = acc3;
     }
+}
+
+/* `aerialseg_dw_quad`'s channels [c0, C) in runs of 8 and 4; returns where the rest (< 4) starts. */
+static inline __attribute__((always_inline)) int aerialseg_dw_quad_tail(const aerialseg_dw_args *a, float *yp, int c0,
+                                                                        int ih, int iw, int kh0, int kh1, int kw0,
+                                                                        int kw1) {
+    const int C = a->c, d = a->dilation;
+    const size_t step = (size_t)a->stride * C;
+    int c = c0;
+    for (; c + 8 <= C; c += 8) AERIALSEG_DW_QUAD_RUN(aerialseg_f8v, c)
+    for (; c + 4 <= C; c += 4) AERIALSEG_DW_QUAD_RUN(aerialseg_f4v, c)
+    return c;
 }
 
 /* One output pixel's channels [c0, C): runs of 64 with four independent sums, then 16, 8, 4, 1. */
@@ -165,40 +209,60 @@ static inline __attribute__((always_inline)) void aerialseg_dw_pixel(const aeria
    Rows, then pixels, then all channels of a pixel: the map streams through the caches in order
    (channel blocks outermost, each walking the whole map 256 bytes in every 2 KiB, ran 1.3–1.9×
    slower on the 512-channel ASPP maps). Four pixels with the same taps in range go together
-   (`aerialseg_dw_quad`) over the channels up to a multiple of 16, the rest pixel by pixel. Every
+   (`aerialseg_dw_quad`) over the channels up to a multiple of 16, then of 8 and 4, the rest pixel
+   by pixel. Every
    output sums bias then taps in the same order on either path: the grouping does not change a bit. */
-static inline __attribute__((always_inline)) void aerialseg_dw_body(const aerialseg_dw_args *a, int oh0, int oh1) {
-    const int C = a->c, s = a->stride, d = a->dilation, c16 = C & ~15;
-    for (int oy = oh0; oy < oh1; ++oy) {
-        const int ih = oy * s - a->pad;
-        int kh0 = ih < 0 ? (-ih + d - 1) / d : 0;
-        int kh1 = a->kh - 1;
-        while (kh1 >= kh0 && ih + kh1 * d >= a->h) --kh1;
-        for (int ox = 0; ox < a->ow;) {
-            const int iw = ox * s - a->pad;
-            int kw0 = iw < 0 ? (-iw + d - 1) / d : 0;
-            int kw1 = a->kw - 1;
-            while (kw1 >= kw0 && iw + kw1 * d >= a->wd) --kw1;
-            float *yp = a->y + ((size_t)oy * a->ow + ox) * C;
-            if (c16 > 0 && ox + 3 < a->ow) {
-                /* The taps in range only shrink towards either edge: equal at ox and ox + 3, equal between. */
-                const int iw3 = iw + 3 * s;
-                int kw03 = iw3 < 0 ? (-iw3 + d - 1) / d : 0;
-                int kw13 = a->kw - 1;
-                while (kw13 >= kw03 && iw3 + kw13 * d >= a->wd) --kw13;
-                if (kw03 == kw0 && kw13 == kw1) {
-                    aerialseg_dw_quad(a, yp, c16, ih, iw, kh0, kh1, kw0, kw1);
-                    if (c16 < C)
-                        for (int k = 0; k < 4; ++k)
-                            aerialseg_dw_pixel(a, yp + (size_t)k * C, c16, ih, iw + k * s, kh0, kh1, kw0, kw1);
-                    ox += 4;
-                    continue;
-                }
-            }
-            aerialseg_dw_pixel(a, yp, 0, ih, iw, kh0, kh1, kw0, kw1);
-            ++ox;
-        }
+/* f32 → bf16 by vcvtneps2bf16 (round to nearest even), the instruction of oneDNN's own reorder. */
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16"))) static void aerialseg_to_bf16(
+    const float *x, unsigned short *y, size_t n) {
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16)
+        _mm256_storeu_si256((__m256i *)(y + i), (__m256i)_mm512_cvtneps_pbh(_mm512_loadu_ps(x + i)));
+    if (i < n) {
+        const __mmask16 m = (__mmask16)((1u << (n - i)) - 1);
+        _mm256_mask_storeu_epi16(y + i, m, (__m256i)_mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(m, x + i)));
     }
+}
+
+/* Output row oy into `yrow` (OW × C f32); or, with `brow`, into `brow` (OW × C bf16), each group of
+   pixels computed into `yrow` (4 × C floats, so it stays in L1) and rounded from there. */
+static inline __attribute__((always_inline)) void aerialseg_dw_row(const aerialseg_dw_args *a, int oy, float *yrow,
+                                                                   unsigned short *brow) {
+    const int C = a->c, s = a->stride, d = a->dilation, c16 = C & ~15;
+    const int ih = oy * s - a->pad;
+    int kh0 = ih < 0 ? (-ih + d - 1) / d : 0;
+    int kh1 = a->kh - 1;
+    while (kh1 >= kh0 && ih + kh1 * d >= a->h) --kh1;
+    for (int ox = 0; ox < a->ow;) {
+        const int iw = ox * s - a->pad;
+        int kw0 = iw < 0 ? (-iw + d - 1) / d : 0;
+        int kw1 = a->kw - 1;
+        while (kw1 >= kw0 && iw + kw1 * d >= a->wd) --kw1;
+        float *yp = brow ? yrow : yrow + (size_t)ox * C;
+        int pixels = 1;
+        if (C >= 4 && ox + 3 < a->ow) {
+            /* The taps in range only shrink towards either edge: equal at ox and ox + 3, equal between. */
+            const int iw3 = iw + 3 * s;
+            int kw03 = iw3 < 0 ? (-iw3 + d - 1) / d : 0;
+            int kw13 = a->kw - 1;
+            while (kw13 >= kw03 && iw3 + kw13 * d >= a->wd) --kw13;
+            if (kw03 == kw0 && kw13 == kw1) {
+                aerialseg_dw_quad(a, yp, c16, ih, iw, kh0, kh1, kw0, kw1);
+                const int rest = aerialseg_dw_quad_tail(a, yp, c16, ih, iw, kh0, kh1, kw0, kw1);
+                if (rest < C)
+                    for (int k = 0; k < 4; ++k)
+                        aerialseg_dw_pixel(a, yp + (size_t)k * C, rest, ih, iw + k * s, kh0, kh1, kw0, kw1);
+                pixels = 4;
+            }
+        }
+        if (pixels == 1) aerialseg_dw_pixel(a, yp, 0, ih, iw, kh0, kh1, kw0, kw1);
+        if (brow) aerialseg_to_bf16(yp, brow + (size_t)ox * C, (size_t)pixels * C);
+        ox += pixels;
+    }
+}
+
+static inline __attribute__((always_inline)) void aerialseg_dw_body(const aerialseg_dw_args *a, int oh0, int oh1) {
+    for (int oy = oh0; oy < oh1; ++oy) aerialseg_dw_row(a, oy, a->y + (size_t)oy * a->ow * a->c, NULL);
 }
 
 __attribute__((target("avx512f"))) static void aerialseg_dw_avx512(const aerialseg_dw_args *a, int oh0, int oh1) {
@@ -213,6 +277,17 @@ void aerialseg_depthwise_nhwc(const aerialseg_dw_args *a, int oh0, int oh1, int 
     if (level >= 2) aerialseg_dw_avx512(a, oh0, oh1);
     else if (level == 1) aerialseg_dw_avx2(a, oh0, oh1);
     else aerialseg_dw_generic(a, oh0, oh1);
+}
+
+/* Each group of output pixels in f32 into a scratch of four pixels, then rounded to bf16 from L1. */
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16"))) int aerialseg_depthwise_nhwc_bf16(
+    const aerialseg_dw_args *a, unsigned short *y, int oh0, int oh1) {
+    const size_t n = (size_t)a->ow * a->c;
+    float *group = aligned_alloc(64, (4 * (size_t)a->c * sizeof(float) + 63) & ~(size_t)63);
+    if (!group) return -1;
+    for (int oy = oh0; oy < oh1; ++oy) aerialseg_dw_row(a, oy, group, y + (size_t)oy * n);
+    free(group);
+    return 0;
 }
 
 /* Stamps out AVX-512, AVX2 and plain builds of `name##_body` (an always_inline loop) and a

@@ -87,6 +87,18 @@ struct ConvCounter<Base: Backend>: Backend {
         }
     }
 
+    /// The base's own separable convolution, counted as its two layers; while profiling, the two
+    /// run one after the other instead, so each is timed on its own.
+    func separableConv(_ x: Activation, _ depthwise: Conv, _ pointwise: Conv) throws -> Activation {
+        if counter.profile.withLock({ $0 != nil }) { return try conv2d(conv2d(x, depthwise), pointwise) }
+        let s = base.shape(of: x)
+        let y = try base.separableConv(x, depthwise.base, pointwise.base)
+        let out = base.shape(of: y)
+        // The depthwise output has the pointwise input's size (a 1×1 stride-1 pointwise keeps it).
+        counter.add(out.n * out.h * out.w * (pointwise.macsPerOutput * out.c + depthwise.macsPerOutput * s.c))
+        return y
+    }
+
     func withActivationArena<T>(_ key: String, _ body: () throws -> T) rethrows -> T {
         try base.withActivationArena(key, body)
     }

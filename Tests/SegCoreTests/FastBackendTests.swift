@@ -491,6 +491,34 @@ import Testing
         }
     }
 
+    /// In bf16, a depthwise convolution writes its output straight into the bf16 source of the
+    /// pointwise one after it: the same bits as the two run one after the other (so the rounding is
+    /// oneDNN's reorder's), on channel tails, dilation, stride 2 and two images; in f32 the two run
+    /// in turn.
+    @Test(.enabled(if: FastBackend.cpuHasBF16, "this CPU has no AVX512-BF16 or AMX: bf16 runs as f32"))
+    func bf16SeparableConvolutionsHandTheirMapOverInBF16() throws {
+        var noise = Noise(state: 53)
+        let cases: [(n: Int, c: Int, oc: Int, h: Int, w: Int, stride: Int, dilation: Int)] = [
+            (1, 140, 128, 11, 12, 1, 1), (2, 64, 24, 20, 18, 1, 12), (1, 19, 16, 15, 14, 2, 3), (1, 3, 8, 9, 9, 1, 1),
+        ]
+        for precision in [Precision.bf16, .f32] {
+            let b = try FastBackend(threads: 2, precision: precision)
+            for t in cases {
+                let x = noise.tensor([t.n, t.c, t.h, t.w])
+                let dw = try b.makeConv(ConvSpec(weight: noise.tensor([t.c, 1, 3, 3]), bias: noise.tensor([t.c]).data,
+                                                 stride: t.stride, padding: t.dilation, dilation: t.dilation,
+                                                 groups: t.c, relu: true))
+                let pw = try b.makeConv(ConvSpec(weight: noise.tensor([t.oc, t.c, 1, 1]), bias: noise.tensor([t.oc]).data,
+                                                 relu: true))
+                let before = b.engine.fusedSeparable
+                let fused = b.download(try b.separableConv(b.upload(x), dw, pw))
+                #expect(b.engine.fusedSeparable == before + (precision == .bf16 ? 1 : 0), "\(precision) \(t)")
+                let inTurn = b.download(try b.conv2d(b.conv2d(b.upload(x), dw), pw))
+                #expect(fused.shape == inTurn.shape && fused.data == inTurn.data, "\(precision) \(t)")
+            }
+        }
+    }
+
     /// A bf16 convolution converts an nChw16c activation straight into its bf16 copy: the same
     /// bits as from NHWC, and the activation is left blocked (not converted to NHWC first).
     @Test(.enabled(if: FastBackend.cpuHasBF16, "this CPU has no AVX512-BF16 or AMX: bf16 runs as f32"))

@@ -42,6 +42,11 @@ typedef struct {
 /// of the same loop (Swift cannot compile per-ISA variants itself).
 void aerialseg_depthwise_nhwc(const aerialseg_dw_args *a, int oh0, int oh1, int level);
 
+/// `aerialseg_depthwise_nhwc` with its output rounded to bf16 (round to nearest even, as oneDNN's
+/// f32 → bf16 reorder on AVX512-BF16): y is (OH, OW, C) bf16, `a->y` is not used. Only on a CPU with
+/// AVX512-BF16 (the caller checks). Returns 0, or -1 when its scratch row could not be allocated.
+int aerialseg_depthwise_nhwc_bf16(const aerialseg_dw_args *a, unsigned short *y, int oh0, int oh1);
+
 /// y = a + b over n floats (y may alias a or b), then max(y, 0) when relu != 0.
 void aerialseg_add_relu(const float *a, const float *b, float *y, long n, int relu, int level);
 

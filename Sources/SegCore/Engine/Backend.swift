@@ -46,6 +46,9 @@ public protocol Backend: Sendable {
     /// shortcut): where nobody else holds it, a backend may write the output over it instead of
     /// copying it into a new buffer; the result is the same either way.
     func conv2d(_ x: Activation, _ conv: Conv, accumulatingInto residual: consuming Activation) throws -> Activation
+    /// `conv2d(conv2d(x, depthwise), pointwise)`, a depthwise-separable convolution; a backend may
+    /// hand the intermediate map from one to the other in the form the second reads.
+    func separableConv(_ x: Activation, _ depthwise: Conv, _ pointwise: Conv) throws -> Activation
     /// `conv2d(concatChannels(xs), conv)`; a backend may read the inputs where they are instead.
     func conv2d(concatenating xs: [Activation], _ conv: Conv) throws -> Activation
     /// Runs `body`, one forward pass of a kind named by `key` (the network and input size), whose
@@ -160,6 +163,10 @@ extension Backend {
     public func conv2d(_ x: Activation, _ conv: Conv, accumulatingInto residual: consuming Activation) throws
         -> Activation {
         try conv2d(x, conv, residual: residual)
+    }
+
+    public func separableConv(_ x: Activation, _ depthwise: Conv, _ pointwise: Conv) throws -> Activation {
+        try conv2d(conv2d(x, depthwise), pointwise)
     }
 
     /// `conv2d` without a residual.

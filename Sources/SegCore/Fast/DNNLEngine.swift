@@ -192,6 +192,35 @@ final class DNNLConvolution {
         return plan.bf16BlockedInput != nil
     }
 
+    /// For a bf16 kernel on input size (n, h, w), without a residual: the buffer its bf16 NHWC copy
+    /// of the source is read from, for a producer to write that copy straight into (then
+    /// `runOnBF16Source`); nil where the kernel is not bf16 direct. Valid until the next call on
+    /// the context (the caller holds the engine's lock across both).
+    func bf16SourceBuffer(n: Int, h: Int, w: Int) throws(DNNLError) -> UnsafeMutablePointer<UInt16>? {
+        if subgrid != nil, winogradRuns(n: n, h: h, w: w) { return nil }
+        guard parts.isEmpty, !addsToParts else { return nil }
+        let plan = try plan(key(n, h, w))
+        guard let input = plan.bf16Input else { return nil }
+        return context.buffer(.bf16Source, bytes: input.bytes).assumingMemoryBound(to: UInt16.self)
+    }
+
+    /// Runs the bf16 kernel for input size (n, h, w) on the copy a producer wrote into
+    /// `bf16SourceBuffer`: `y = relu?(conv(x) + bias)`, y NHWC f32.
+    func runOnBF16Source(n: Int, h: Int, w: Int, into y: UnsafeMutablePointer<Float>) throws(DNNLError) {
+        let plan = try plan(key(n, h, w))
+        guard let input = plan.bf16Input else { preconditionFailure("\(geometry): not a bf16 kernel") }
+        context.bindThreads()
+        if plan.scratchBytes > 0 {
+            try dnnlCheck(dnnl_memory_set_data_handle(plan.scratch, context.buffer(.scratchpad, bytes: plan.scratchBytes)),
+                          "set scratchpad")
+        }
+        try dnnlCheck(dnnl_memory_set_data_handle(plan.src, context.buffer(.bf16Source, bytes: input.bytes)),
+                      "set bf16 src")
+        try dnnlCheck(dnnl_memory_set_data_handle(plan.dst, y), "set dst")
+        try execute(plan.primitive, &plan.args, "\(geometry), input \(n)x\(h)x\(w)")
+        try dnnlCheck(dnnl_stream_wait(context.stream), "dnnl_stream_wait")
+    }
+
     /// Runs the convolution: `y = relu?(conv(x) + bias (+ y if accumulate))`.
     /// x is (N, H, W, C_in), y is (N, OH, OW, C_out), both NHWC and dense; only where
     /// `worksOnNChw16c`, y (`blockedDestination`) and also x (`blockedSource`) can be nChw16c, and

@@ -44,24 +44,43 @@ final class DepthwiseConvolution {
     /// layer's own setting (a residual add must come before the ReLU).
     func run(_ x: UnsafePointer<Float>, n: Int, h: Int, w: Int, into y: UnsafeMutablePointer<Float>,
              relu: Bool? = nil) {
-        let relu = relu ?? self.relu
+        let level = self.level
+        forEachImage(x, n: n, h: h, w: w, y: y, relu: relu ?? self.relu) { args, _, rows in
+            aerialseg_depthwise_nhwc(&args, Int32(rows.lowerBound), Int32(rows.upperBound), level)
+        }
+    }
+
+    /// `run` with y rounded to bf16 (NHWC, round to nearest even: the bits of oneDNN's f32 → bf16
+    /// reorder), for a bf16 convolution to read as its source. Only on a CPU with AVX512-BF16.
+    func run(_ x: UnsafePointer<Float>, n: Int, h: Int, w: Int, intoBF16 y: UnsafeMutablePointer<UInt16>) {
+        precondition(DNNLContext.cpuHasBF16, "bf16 depthwise output on a CPU without AVX512-BF16")
+        let (oh, ow) = geometry.outputSize(height: h, width: w), c = geometry.outChannels
+        forEachImage(x, n: n, h: h, w: w, y: nil, relu: relu) { args, image, rows in
+            let status = aerialseg_depthwise_nhwc_bf16(&args, y + image * oh * ow * c, Int32(rows.lowerBound),
+                                                       Int32(rows.upperBound))
+            precondition(status == 0, "depthwise: no memory for a scratch row of \(ow * c) floats")
+        }
+    }
+
+    /// `body(args, image, rows)` for each image of x and each thread's share of its output rows.
+    private func forEachImage(_ x: UnsafePointer<Float>, n: Int, h: Int, w: Int, y: UnsafeMutablePointer<Float>?,
+                              relu: Bool, _ body: (inout aerialseg_dw_args, Int, Range<Int>) -> Void) {
         let g = geometry, c = g.outChannels
         let (oh, ow) = g.outputSize(height: h, width: w)
         guard oh > 0, ow > 0 else { return }
         packedWeights.withUnsafeBufferPointer { weights in
             withOptionalPointer(bias) { bias in
                 for image in 0..<n {
-                    var args = aerialseg_dw_args(
-                        x: x + image * h * w * c, w: weights.baseAddress, bias: bias, y: y + image * oh * ow * c,
+                    let args = aerialseg_dw_args(
+                        x: x + image * h * w * c, w: weights.baseAddress, bias: bias, y: y.map { $0 + image * oh * ow * c },
                         h: Int32(h), wd: Int32(w), c: Int32(c), oh: Int32(oh), ow: Int32(ow),
                         kh: Int32(g.kernelHeight), kw: Int32(g.kernelWidth), stride: Int32(g.stride),
                         pad: Int32(g.padding), dilation: Int32(g.dilation), relu: relu ? 1 : 0)
-                    let level = self.level
                     // Few rows per thread would leave one core idle at the end; small maps run inline.
                     let team = oh * ow * c >= 16_384 ? threads : 1
                     parallelRun(threads: team) { index, count in
-                        let rows = chunk(oh, index, count)
-                        aerialseg_depthwise_nhwc(&args, Int32(rows.lowerBound), Int32(rows.upperBound), level)
+                        var mine = args
+                        body(&mine, image, chunk(oh, index, count))
                     }
                 }
             }

@@ -239,6 +239,6 @@ struct SeparableConv<B: Backend>: Sendable {
     let pointwise: B.Conv
 
     func callAsFunction(_ x: B.Activation, _ b: B) throws -> B.Activation {
-        try b.conv2d(b.conv2d(x, depthwise), pointwise)
+        try b.separableConv(x, depthwise, pointwise)
     }
 }

@@ -76,8 +76,8 @@ typedef float aerialseg_f4v __attribute__((vector_size(16), aligned(4)));
         *(T *)(yp + (c0)) = acc;                                                               \
     }
 
-/* Channels [c0, c0 + V) of four output pixels side by side (see `aerialseg_dw_quad`): the tail of a
-   channel count that is not a multiple of 16, as four independent sums, not one chain per pixel. */
+/* Channels [c0, c0 + V) of four output pixels side by side (see `aerialseg_dw_quad`), as four
+   independent sums, not one chain per pixel. */
 #define AERIALSEG_DW_QUAD_RUN(T, c0)                                                           \
     {                                                                                          \
         T acc0 = {0}, acc1 = {0}, acc2 = {0}, acc3 = {0};                                      \
@@ -106,50 +106,15 @@ typedef float aerialseg_f4v __attribute__((vector_size(16), aligned(4)));
         *(T *)(yp + 3 * C + (c0)) = acc3;                                                      \
     }
 
-/* Four output pixels side by side (ox .. ox + 3, the same taps in range), channels [0, c1) in runs
-   of 16 (c1 a multiple of 16): each tap's weights are loaded once for the four, so a multiply-add
-   needs 1.25 loads, not 2, and the four sums are independent chains. */
-static inline __attribute__((always_inline)) void aerialseg_dw_quad(const aerialseg_dw_args *a, float *yp, int c1,
-                                                                    int ih, int iw, int kh0, int kh1, int kw0,
-                                                                    int kw1) {
+/* Four output pixels side by side (ox .. ox + 3, the same taps in range), channels in runs of 16,
+   then 8 and 4: each tap's weights are loaded once for the four, so a multiply-add needs 1.25
+   loads, not 2, and the four sums are independent chains. Returns where the rest (< 4) starts. */
+static inline __attribute__((always_inline)) int aerialseg_dw_quad(const aerialseg_dw_args *a, float *yp, int ih,
+                                                                   int iw, int kh0, int kh1, int kw0, int kw1) {
     const int C = a->c, d = a->dilation;
     const size_t step = (size_t)a->stride * C;
-    for (int c = 0; c < c1; c += 16) {
-        aerialseg_f16v acc0 = {0}, acc1 = {0}, acc2 = {0}, acc3 = {0};
-        if (a->bias) acc0 = acc1 = acc2 = acc3 = *(const aerialseg_f16v *)(a->bias + c);
-        for (int i = kh0; i <= kh1; ++i) {
-            const float *xr = a->x + ((size_t)(ih + i * d) * a->wd) * C + c;
-            const float *wr = a->w + ((size_t)i * a->kw) * C + c;
-            for (int j = kw0; j <= kw1; ++j) {
-                const float *xp = xr + (size_t)(iw + j * d) * C;
-                const aerialseg_f16v wv = *(const aerialseg_f16v *)(wr + (size_t)j * C);
-                acc0 += *(const aerialseg_f16v *)(xp) * wv;
-                acc1 += *(const aerialseg_f16v *)(xp + step) * wv;
-                acc2 += *(const aerialseg_f16v *)(xp + 2 * step) * wv;
-                acc3 += *(const aerialseg_f16v *)(xp + 3 * step) * wv;
-            }
-        }
-        if (a->relu) {
-            const aerialseg_f16v z = {0};
-            acc0 = __builtin_elementwise_max(acc0, z);
-            acc1 = __builtin_elementwise_max(acc1, z);
-            acc2 = __builtin_elementwise_max(acc2, z);
-            acc3 = __builtin_elementwise_max(acc3, z);
-        }
-        *(aerialseg_f16v *)(yp + c) = acc0;
-        *(aerialseg_f16v *)(yp + C + c) = acc1;
-        *(aerialseg_f16v *)(yp + 2 * C + c) = acc2;
-        *(aerialseg_f16v *)(yp + 3 * C + c) = acc3;
-    }
-}
-
-/* `aerialseg_dw_quad`'s channels [c0, C) in runs of 8 and 4; returns where the rest (< 4) starts. */
-static inline __attribute__((always_inline)) int aerialseg_dw_quad_tail(const aerialseg_dw_args *a, float *yp, int c0,
-                                                                        int ih, int iw, int kh0, int kh1, int kw0,
-                                                                        int kw1) {
-    const int C = a->c, d = a->dilation;
-    const size_t step = (size_t)a->stride * C;
-    int c = c0;
+    int c = 0;
+    for (; c + 16 <= C; c += 16) AERIALSEG_DW_QUAD_RUN(aerialseg_f16v, c)
     for (; c + 8 <= C; c += 8) AERIALSEG_DW_QUAD_RUN(aerialseg_f8v, c)
     for (; c + 4 <= C; c += 4) AERIALSEG_DW_QUAD_RUN(aerialseg_f4v, c)
     return c;
@@ -205,13 +170,6 @@ static inline __attribute__((always_inline)) void aerialseg_dw_pixel(const aeria
     }
 }
 
-/* The depthwise loop; inlined into each ISA-specific wrapper below, which compiles it for that ISA.
-   Rows, then pixels, then all channels of a pixel: the map streams through the caches in order
-   (channel blocks outermost, each walking the whole map 256 bytes in every 2 KiB, ran 1.3–1.9×
-   slower on the 512-channel ASPP maps). Four pixels with the same taps in range go together
-   (`aerialseg_dw_quad`) over the channels up to a multiple of 16, then of 8 and 4, the rest pixel
-   by pixel. Every
-   output sums bias then taps in the same order on either path: the grouping does not change a bit. */
 /* f32 → bf16 by vcvtneps2bf16 (round to nearest even), the instruction of oneDNN's own reorder. */
 __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16"))) static void aerialseg_to_bf16(
     const float *x, unsigned short *y, size_t n) {
@@ -224,11 +182,19 @@ __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16"))) static void aeri
     }
 }
 
-/* Output row oy into `yrow` (OW × C f32); or, with `brow`, into `brow` (OW × C bf16), each group of
-   pixels computed into `yrow` (4 × C floats, so it stays in L1) and rounded from there. */
+/* The depthwise loop; inlined into each ISA-specific wrapper below, which compiles it for that ISA.
+   Rows, then pixels, then all channels of a pixel: the map streams through the caches in order
+   (channel blocks outermost, each walking the whole map 256 bytes in every 2 KiB, ran 1.3–1.9×
+   slower on the 512-channel ASPP maps). Four pixels with the same taps in range go together
+   (`aerialseg_dw_quad`) over the channels up to a multiple of 16, then of 8 and 4, the rest pixel
+   by pixel. Every output sums bias then taps in the same order on either path: the grouping does
+   not change a bit.
+   `aerialseg_dw_row` writes output row oy into `yrow` (OW × C f32); or, with `brow`, into `brow`
+   (OW × C bf16), each group of pixels computed into `yrow` (4 × C floats, so it stays in L1) and
+   rounded from there. */
 static inline __attribute__((always_inline)) void aerialseg_dw_row(const aerialseg_dw_args *a, int oy, float *yrow,
                                                                    unsigned short *brow) {
-    const int C = a->c, s = a->stride, d = a->dilation, c16 = C & ~15;
+    const int C = a->c, s = a->stride, d = a->dilation;
     const int ih = oy * s - a->pad;
     int kh0 = ih < 0 ? (-ih + d - 1) / d : 0;
     int kh1 = a->kh - 1;
@@ -247,8 +213,7 @@ static inline __attribute__((always_inline)) void aerialseg_dw_row(const aerials
             int kw13 = a->kw - 1;
             while (kw13 >= kw03 && iw3 + kw13 * d >= a->wd) --kw13;
             if (kw03 == kw0 && kw13 == kw1) {
-                aerialseg_dw_quad(a, yp, c16, ih, iw, kh0, kh1, kw0, kw1);
-                const int rest = aerialseg_dw_quad_tail(a, yp, c16, ih, iw, kh0, kh1, kw0, kw1);
+                const int rest = aerialseg_dw_quad(a, yp, ih, iw, kh0, kh1, kw0, kw1);
                 if (rest < C)
                     for (int k = 0; k < 4; ++k)
                         aerialseg_dw_pixel(a, yp + (size_t)k * C, rest, ih, iw + k * s, kh0, kh1, kw0, kw1);
